@@ -1,0 +1,1 @@
+"""The PDR, SR and long chain-of-thought graphs, their state and their run context."""

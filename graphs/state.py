@@ -1,0 +1,73 @@
+"""Graph state: what the steps of a run hand each other. Run parameters live in graphs.context."""
+
+from __future__ import annotations
+
+from typing import Annotated, TypedDict
+
+from pdr.budget import CallRecord
+
+
+class Draft(TypedDict):
+    """One candidate solution of a round."""
+
+    round: int
+    index: int
+    text: str
+    answer: str | None
+
+
+class DraftTask(TypedDict):
+    """What one parallel draft branch receives through ``Send``: the problem and its workspace."""
+
+    problem: str
+    round: int
+    index: int
+    workspace: str
+
+
+def merge_drafts(current: list[Draft] | None, update: list[Draft] | None) -> list[Draft]:
+    """Drafts of the running round accumulate; ``None`` clears them once a round is distilled.
+
+    Clearing keeps each checkpoint's copy of the drafts bounded by one round.
+    """
+    if update is None:
+        return []
+    return [*(current or []), *update]
+
+
+def merge_calls(
+    current: list[CallRecord] | None, update: list[CallRecord] | None
+) -> list[CallRecord]:
+    """Ledger records accumulate over the run; ``None`` starts a new run on the same thread."""
+    if update is None:
+        return []
+    return [*(current or []), *update]
+
+
+class InputState(TypedDict):
+    """What a caller passes: the problem."""
+
+    problem: str
+
+
+class OutputState(TypedDict, total=False):
+    """What a run returns: the final solution, its extracted answer, the budgets and the ledger."""
+
+    final_text: str
+    answer: str | None
+    b_seq: int
+    b_tot: int
+    calls: list[CallRecord]
+
+
+class State(InputState, OutputState, total=False):
+    """The full state of the PDR, SR and long CoT graphs.
+
+    ``round`` is the round being drafted (1-based); ``workspaces`` holds C_r for the next round:
+    one entry shared by every draft, or one entry per draft.
+    """
+
+    round: int
+    drafts: Annotated[list[Draft], merge_drafts]
+    workspaces: list[str]
+    calls: Annotated[list[CallRecord], merge_calls]

@@ -1,0 +1,1 @@
+"""Node functions of the graphs: each reads state and run context and returns the keys it writes."""

@@ -1,0 +1,201 @@
+"""Distill operators: turn a round's drafts into the next round's bounded workspace(s).
+
+Each operator is a node ``(state, runtime) -> {"workspaces": [...], "calls": [...]}``. The graph
+builder wraps whichever one it is given with ``distill_step``, which bounds every workspace to kappa
+tokens, clears the round's drafts and advances the round, so a user-written operator only has to
+choose what goes into the workspace.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from pdr.calls import call_model, sampling_for
+from pdr.graphs.context import PDRContext, RefineContext
+from pdr.graphs.state import Draft, State
+from pdr.models import Message
+from pdr.nodes.progress import emit
+from pdr.nodes.scoring import SCORERS, Scorer, vote
+from pdr.nodes.workspace import bound_text, bound_workspace, count_tokens, excerpt
+from pdr.prompts import distill as prompts
+
+Distiller = Callable[[State, Runtime[Any]], Awaitable[dict[str, Any]]]
+
+
+def round_drafts(state: State) -> list[Draft]:
+    """The drafts of the round just finished, in index order (branches finish in any order)."""
+    return sorted(state.get("drafts") or [], key=lambda d: d["index"])
+
+
+def next_round_size(state: State, context: RefineContext) -> int:
+    """Drafts in the next round (1 when the next round is the refine step)."""
+    return context.round_sizes()[state["round"]]
+
+
+def summary_messages(problem: str, drafts: list[Draft], context: RefineContext) -> list[Message]:
+    """The summary prompt: every draft (within distill_input_tokens) and the kappa bound."""
+    shown = "\n\n".join(
+        prompts.DRAFT_IN_SUMMARY.format(number=i + 1, text=excerpt(d["text"], context, len(drafts)))
+        for i, d in enumerate(drafts)
+    )
+    user = prompts.SUMMARY.format(problem=problem, drafts=shown, kappa=context.kappa)
+    return [
+        {"role": "system", "content": prompts.SUMMARY_SYSTEM},
+        {"role": "user", "content": user},
+    ]
+
+
+async def summary(state: State, runtime: Runtime[PDRContext]) -> dict[str, Any]:
+    """One model call writes a global summary of the drafts, at most kappa tokens long."""
+    context = runtime.context
+    drafts = round_drafts(state)
+    result = await call_model(
+        context,
+        role="distill",
+        round_=state["round"],
+        index=0,
+        messages=summary_messages(state["problem"], drafts, context),
+        options=sampling_for(
+            context, "distill", context.kappa, context.distill_temperature, seed=context.seed
+        ),
+    )
+    return {"workspaces": [result.text], "calls": result.records}
+
+
+def candidates_workspace(chosen: list[Draft], context: RefineContext) -> str:
+    """Drafts laid out as numbered candidates, each cut to its share of kappa."""
+    if not chosen:
+        return ""
+    share = max(1, context.kappa // len(chosen))
+    blocks = []
+    for number, item in enumerate(chosen, start=1):
+        header = prompts.CANDIDATE.format(number=number, text="")
+        room = max(1, share - count_tokens(header, context) - 1)
+        blocks.append(
+            prompts.CANDIDATE.format(number=number, text=bound_text(item["text"], room, context))
+        )
+    return "\n\n".join(blocks)
+
+
+def best_k(drafts: list[Draft], scores: list[float], k: int) -> list[Draft]:
+    """The k highest-scoring drafts (ties keep draft order)."""
+    ranked = sorted(range(len(drafts)), key=lambda i: (-scores[i], i))
+    return [drafts[i] for i in ranked[:k]]
+
+
+def topk(scorer: Scorer | str = vote) -> Distiller:
+    """Top-k shared: the k best drafts (by ``scorer``) form one workspace for every next draft."""
+    score = SCORERS[scorer] if isinstance(scorer, str) else scorer
+
+    async def topk_distill(state: State, runtime: Runtime[PDRContext]) -> dict[str, Any]:
+        context = runtime.context
+        drafts = round_drafts(state)
+        scores, records = await score(state["problem"], drafts, context)
+        chosen = best_k(drafts, scores, context.k)
+        return {"workspaces": [candidates_workspace(chosen, context)], "calls": records}
+
+    return topk_distill
+
+
+def topk_per_sample(scorer: Scorer | str = vote) -> Distiller:
+    """Per-sample top-k: next draft j gets the k best of its own bootstrap resample of the drafts.
+
+    Scores are computed once (the verify calls are not repeated per sample); the resample is
+    seeded by (seed, round, j), so a resumed run builds the same workspaces.
+    """
+    score = SCORERS[scorer] if isinstance(scorer, str) else scorer
+
+    async def topk_per_sample_distill(state: State, runtime: Runtime[PDRContext]) -> dict[str, Any]:
+        context = runtime.context
+        drafts = round_drafts(state)
+        scores, records = await score(state["problem"], drafts, context)
+        workspaces = []
+        for sample in range(next_round_size(state, context)):
+            rng = random.Random(f"{context.seed}:{state['round']}:{sample}:topk")
+            picks = sorted({rng.randrange(len(drafts)) for _ in drafts})
+            chosen = best_k([drafts[i] for i in picks], [scores[i] for i in picks], context.k)
+            workspaces.append(candidates_workspace(chosen, context))
+        return {"workspaces": workspaces, "calls": records}
+
+    return topk_per_sample_distill
+
+
+async def random_k(state: State, runtime: Runtime[PDRContext]) -> dict[str, Any]:
+    """Bootstrapped workspaces: next draft j gets k drafts sampled at random (seeded), no calls."""
+    context = runtime.context
+    drafts = round_drafts(state)
+    workspaces = []
+    for sample in range(next_round_size(state, context)):
+        rng = random.Random(f"{context.seed}:{state['round']}:{sample}:random")
+        chosen = rng.sample(drafts, min(context.k, len(drafts)))
+        workspaces.append(candidates_workspace(chosen, context))
+    return {"workspaces": workspaces, "calls": []}
+
+
+async def previous_answer(state: State, runtime: Runtime[RefineContext]) -> dict[str, Any]:
+    """Sequential Refine's workspace: the previous answer itself (bounded by kappa)."""
+    drafts = round_drafts(state)
+    text = drafts[-1]["text"] if drafts else ""
+    return {"workspaces": [prompts.PREVIOUS_ANSWER.format(text=text)], "calls": []}
+
+
+def distill_step(operator: Distiller) -> Distiller:
+    """Wrap a distill operator into the graph's ``distill`` node.
+
+    The wrapper bounds every workspace to kappa tokens of the refine model's tokenizer, checks
+    that there is one shared workspace or one per next-round draft, clears the drafts of the
+    round and moves the run to the next round.
+    """
+
+    @wraps(operator)
+    async def distill(state: State, runtime: Runtime[RefineContext]) -> dict[str, Any]:
+        context = runtime.context
+        update = await operator(state, runtime)
+        workspaces = [bound_workspace(text, context) for text in update.get("workspaces", [""])]
+        wanted = next_round_size(state, context)
+        if len(workspaces) not in (1, wanted):
+            raise ValueError(
+                f"distill operator {operator.__name__!r} returned {len(workspaces)} workspaces; "
+                f"return 1 (shared) or {wanted} (one per next-round draft)"
+            )
+        next_round = state["round"] + 1
+        emit(
+            "workspace_written",
+            round=state["round"],
+            workspaces=len(workspaces),
+            tokens=max(count_tokens(text, context) for text in workspaces),
+        )
+        sizes = context.round_sizes()
+        if next_round < len(sizes):
+            emit("round_started", round=next_round, drafts=sizes[next_round - 1], rounds=len(sizes))
+        return {
+            **{key: value for key, value in update.items() if key not in {"workspaces", "calls"}},
+            "workspaces": workspaces,
+            "calls": update.get("calls", []),
+            "drafts": None,
+            "round": next_round,
+        }
+
+    return distill
+
+
+DISTILLERS: dict[str, Callable[[str], Distiller]] = {
+    "summary": lambda scorer: summary,
+    "topk": topk,
+    "topk_per_sample": topk_per_sample,
+    "random_k": lambda scorer: random_k,
+}
+
+
+def distiller(name: str, scorer: str = "vote") -> Distiller:
+    """A distill operator by name (for the command line); raises naming the valid choices."""
+    if name not in DISTILLERS:
+        raise ValueError(f"distill: unknown operator {name!r}; choose one of {sorted(DISTILLERS)}")
+    if scorer not in SCORERS:
+        raise ValueError(f"scorer: unknown scorer {scorer!r}; choose one of {sorted(SCORERS)}")
+    return DISTILLERS[name](scorer)

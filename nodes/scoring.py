@@ -1,0 +1,77 @@
+"""Scorers that rank a round's drafts for top-k distillers: vote (free) or verify (model calls)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+from pdr.answers import normalize_answer
+from pdr.budget import CallRecord
+from pdr.calls import call_model, sampling_for
+from pdr.graphs.context import RefineContext
+from pdr.graphs.state import Draft
+from pdr.models import Message
+from pdr.nodes.progress import emit
+from pdr.nodes.workspace import excerpt
+from pdr.prompts import verify as prompts
+
+Scores = list[float]
+Scorer = Callable[[str, list[Draft], RefineContext], Awaitable[tuple[Scores, list[CallRecord]]]]
+
+_SCORE = re.compile(r"score\s*[:=]\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+async def vote(
+    problem: str, drafts: list[Draft], context: RefineContext
+) -> tuple[Scores, list[CallRecord]]:
+    """Score = how many drafts reached the same final answer (0 without an answer); no calls."""
+    keys = [normalize_answer(d["answer"]) for d in drafts]
+    counts = Counter(key for key in keys if key is not None)
+    return [float(counts[key]) if key is not None else 0.0 for key in keys], []
+
+
+def verify_messages(problem: str, draft_text: str) -> list[Message]:
+    """The verify prompt for one draft."""
+    return [
+        {"role": "system", "content": prompts.SYSTEM},
+        {"role": "user", "content": prompts.VERIFY.format(problem=problem, draft=draft_text)},
+    ]
+
+
+def parse_score(text: str) -> float:
+    """The last ``Score: N`` of a verdict, clamped to 0..10; 0 when the verdict has none."""
+    found = _SCORE.findall(text)
+    return min(10.0, max(0.0, float(found[-1]))) if found else 0.0
+
+
+async def verify(
+    problem: str, drafts: list[Draft], context: RefineContext
+) -> tuple[Scores, list[CallRecord]]:
+    """The model grades every draft in parallel calls (one stage of B_seq); score = its grade."""
+
+    async def grade(position: int, item: Draft) -> tuple[float, list[CallRecord]]:
+        result = await call_model(
+            context,
+            role="verify",
+            round_=item["round"],
+            index=item["index"],
+            messages=verify_messages(problem, excerpt(item["text"], context, len(drafts))),
+            options=sampling_for(
+                context,
+                "verify",
+                context.verify_max_tokens,
+                context.distill_temperature,
+                seed=context.seed + position,
+            ),
+        )
+        score = parse_score(result.text)
+        emit("draft_verified", round=item["round"], index=item["index"], score=score)
+        return score, result.records
+
+    graded = await asyncio.gather(*(grade(i, d) for i, d in enumerate(drafts)))
+    return [score for score, _ in graded], [r for _, records in graded for r in records]
+
+
+SCORERS: dict[str, Scorer] = {"vote": vote, "verify": verify}

@@ -1,0 +1,23 @@
+"""The first node of every graph: check the run context, start a fresh run on the thread."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from pdr.graphs.context import RunContext
+from pdr.graphs.state import State
+from pdr.nodes.progress import emit
+
+
+async def start(state: State, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Validate the context and clear what a previous run on this thread left behind."""
+    context = runtime.context
+    context.validate()
+    problem = state.get("problem")
+    if not isinstance(problem, str) or not problem.strip():
+        raise ValueError("problem: the input needs a non-empty 'problem' string")
+    sizes = context.round_sizes()
+    emit("round_started", round=1, drafts=sizes[0], rounds=len(sizes))
+    return {"round": 1, "drafts": None, "workspaces": [""], "calls": None}

@@ -1,0 +1,25 @@
+"""Model backends: the embedded local model, LangChain providers, vLLM; all with exact usage."""
+
+from pdr.models.base import (
+    BackendError,
+    ChatBackend,
+    Generation,
+    Message,
+    SamplingOptions,
+    TransientBackendError,
+    truncate_to_tokens,
+)
+from pdr.models.registry import get_backend, register_model, unregister_model
+
+__all__ = [
+    "BackendError",
+    "ChatBackend",
+    "Generation",
+    "Message",
+    "SamplingOptions",
+    "TransientBackendError",
+    "get_backend",
+    "register_model",
+    "truncate_to_tokens",
+    "unregister_model",
+]

@@ -1,0 +1,103 @@
+"""Any LangChain chat model as a backend, with usage taken from its ``usage_metadata``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+from pdr.models.base import Generation, Message, SamplingOptions, count_pieces
+
+
+def to_langchain(messages: list[Message]) -> list[BaseMessage]:
+    """Turn the nodes' plain messages into LangChain messages."""
+    kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
+    return [kinds[m["role"]](content=m["content"]) for m in messages]
+
+
+def message_text(message: BaseMessage) -> str:
+    """The text of a reply, whether its content is a string or a list of content blocks."""
+    content = message.content
+    if isinstance(content, str):
+        return content
+    parts = []
+    for block in content:
+        if isinstance(block, str):
+            parts.append(block)
+        elif isinstance(block, dict) and block.get("type") == "text":
+            parts.append(str(block.get("text", "")))
+    return "".join(parts)
+
+
+class LangChainBackend:
+    """Calls a ``BaseChatModel`` once per sample and reads the usage it reports.
+
+    Subclasses adapt the parameters for one provider (``call_kwargs``) and may return several
+    samples from one call (``supports_n``).
+    """
+
+    supports_n = False
+
+    def __init__(self, spec: str, model: BaseChatModel) -> None:
+        """Wrap ``model``, recorded in the ledger under ``spec``."""
+        self.spec = spec
+        self.model = model
+
+    def call_kwargs(self, options: SamplingOptions) -> dict[str, Any]:
+        """Invocation parameters for one call; providers override the names they differ on."""
+        kwargs: dict[str, Any] = {
+            "max_tokens": options.max_tokens,
+            "temperature": options.temperature,
+        }
+        if options.seed is not None:
+            kwargs["seed"] = options.seed
+        return kwargs
+
+    async def generate(self, messages: list[Message], options: SamplingOptions) -> Generation:
+        """One call; usage comes from the reply's ``usage_metadata``."""
+        reply = await self.model.ainvoke(to_langchain(messages), **self.call_kwargs(options))
+        return generation_from_reply(reply, messages, self.count_tokens)
+
+    def count_tokens(self, text: str) -> int:
+        """The wrapped model's own count when it has one offline, else a conservative count."""
+        try:
+            return int(self.model.get_num_tokens(text))
+        except Exception:
+            return count_pieces(text)
+
+
+def generation_from_reply(reply: BaseMessage, messages: list[Message], count: Any) -> Generation:
+    """Build a Generation from one reply, counting with ``count`` only if no usage was reported."""
+    text = message_text(reply)
+    usage = getattr(reply, "usage_metadata", None)
+    reasoning_text = _reasoning_text(reply)
+    if not usage:
+        prompt = "\n".join(m["content"] for m in messages)
+        return Generation(
+            texts=[text],
+            input_tokens=count(prompt),
+            output_tokens=count(text),
+            estimated=True,
+            reasoning_texts=[reasoning_text] if reasoning_text else None,
+        )
+    input_details = usage.get("input_token_details") or {}
+    output_details = usage.get("output_token_details") or {}
+    return Generation(
+        texts=[text],
+        input_tokens=int(usage.get("input_tokens", 0)),
+        output_tokens=int(usage.get("output_tokens", 0)),
+        reasoning_tokens=int(output_details.get("reasoning", 0) or 0),
+        cached_tokens=int(input_details.get("cache_read", 0) or 0),
+        reasoning_texts=[reasoning_text] if reasoning_text else None,
+    )
+
+
+def _reasoning_text(reply: BaseMessage) -> str:
+    """Thinking text a server returned beside the answer (vLLM's ``reasoning``), if any."""
+    extra = getattr(reply, "additional_kwargs", {}) or {}
+    for key in ("reasoning", "reasoning_content"):
+        value = extra.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return ""

@@ -1,0 +1,1 @@
+"""Every prompt text of the graphs, one module per role."""

@@ -1,0 +1,1 @@
+"""Persistence: graph checkpoints in SQLite and the run ledger."""
