@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, TypedDict
+from typing import Annotated
+
+# typing_extensions' TypedDict: pydantic (LangGraph Studio's schemas) rejects typing's on 3.11.
+from typing_extensions import TypedDict
 
 from pdr.budget import CallRecord
 
