@@ -1,0 +1,527 @@
+"""The run ledger: every run, model call, workspace and evaluation result, written as runs go.
+
+``Ledger`` wraps one SQLAlchemy engine (a SQLite file in the per-user data directory by default,
+any SQLAlchemy URL otherwise, e.g. PostgreSQL for a team). While a run started with
+``start_run`` is open, the ledger listens to ``pdr.calls`` and commits each call's record the
+moment the call ends, so a killed process leaves all its completed calls behind; the thread id of
+the record comes from LangGraph's run config. Reads return plain dataclasses, never ORM objects.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from langgraph.config import get_config
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from pdr.budget import CallRecord
+from pdr.calls import add_call_listener, remove_call_listener
+from pdr.settings import database_url
+from pdr.store.ledger_models import Base, Call, Experiment, Result, Run, Workspace, utcnow
+
+Status = Literal["running", "done", "failed"]
+ROLES = ("draft", "distill", "verify", "refine")
+
+
+class LedgerError(ValueError):
+    """A ledger operation that cannot be done as asked (unknown thread, duplicate thread)."""
+
+
+@dataclass(frozen=True)
+class WorkspaceInfo:
+    """One workspace of a run as stored."""
+
+    round: int
+    index: int
+    text: str
+    tokens: int
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A run's row, with the number of calls recorded for it."""
+
+    id: int
+    thread_id: str
+    graph: str
+    models: dict[str, str]
+    problem: str
+    status: str
+    answer: str | None
+    gold: str | None
+    grade: bool | None
+    b_seq: int | None
+    b_tot: int | None
+    wall_s: float | None
+    calls: int
+    experiment_id: int | None
+    item_id: str | None
+    seed: int
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class RunDetail(RunSummary):
+    """A run with everything recorded for it: parameters, calls and workspaces."""
+
+    distill: str | None
+    scorer: str | None
+    context: dict[str, Any]
+    final_text: str | None
+    error: str | None
+    call_records: list[CallRecord]
+    workspaces: list[WorkspaceInfo]
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One result of an experiment joined with its run."""
+
+    experiment_id: int
+    method: str
+    label: str
+    seed: int
+    item_id: str
+    thread_id: str
+    status: str
+    answer: str | None
+    gold: str | None
+    grade: bool | None
+    b_seq: int | None
+    b_tot: int | None
+    wall_s: float | None
+    calls: int
+    error: str | None
+
+
+def models_of(context: dict[str, Any]) -> dict[str, str]:
+    """The model spec serving each role, from a run context's fields."""
+    default = str(context.get("model") or "")
+    models = {"model": default}
+    for role in ROLES:
+        own = context.get(f"{role}_model")
+        if own:
+            models[role] = str(own)
+    return models
+
+
+def _engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    # Calls are written from LangGraph's worker threads and the event loop thread; a generous busy
+    # timeout lets a second process (an evaluation beside a `pdr runs list`) wait instead of fail.
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        # WAL: readers never block the writer; each commit survives a killed process.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+class Ledger:
+    """The run ledger on one database; see the module docstring."""
+
+    def __init__(self, url: str | None = None) -> None:
+        """Open (and create the tables of) the ledger at ``url``.
+
+        Args:
+            url: any SQLAlchemy URL or a SQLite file path; None: ``PDR_DATABASE_URL``, else a
+                SQLite file in the per-user data directory.
+        """
+        self.url = database_url(url)
+        self.engine = _engine(self.url)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._lock = threading.Lock()
+        self._active: dict[str, int] = {}  # open runs of this process: thread id -> run id
+        self._listening = False
+
+    # -- writing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def start_run(
+        self,
+        *,
+        thread_id: str,
+        graph: str,
+        context: dict[str, Any],
+        problem: str,
+        gold: str | None = None,
+        experiment_id: int | None = None,
+        item_id: str | None = None,
+        seed: int = 0,
+        distill: str | None = None,
+        scorer: str | None = None,
+    ) -> int:
+        """Record a new run (status 'running') and start recording its calls; returns its id.
+
+        Raises:
+            LedgerError: the thread id is already in the ledger (resume it instead).
+        """
+        with self._session() as session:
+            if session.scalar(select(Run.id).where(Run.thread_id == thread_id)) is not None:
+                raise LedgerError(
+                    f"thread {thread_id!r} is already in the ledger; resume it or pick a new id"
+                )
+            run = Run(
+                thread_id=thread_id,
+                graph=graph,
+                distill=distill,
+                scorer=scorer,
+                models=models_of(context),
+                context=context,
+                problem=problem,
+                gold=gold,
+                experiment_id=experiment_id,
+                item_id=item_id,
+                seed=seed,
+                status="running",
+            )
+            session.add(run)
+            session.flush()
+            run_id = run.id
+        self._open(thread_id, run_id)
+        return run_id
+
+    def reopen_run(self, thread_id: str) -> RunDetail:
+        """Mark a stopped run 'running' again (for a resume) and record its further calls."""
+        with self._session() as session:
+            run = self._run(session, thread_id)
+            run.status = "running"
+            run.error = None
+            run.finished_at = None
+            run_id = run.id
+        self._open(thread_id, run_id)
+        detail = self.get_run(thread_id)
+        assert detail is not None
+        return detail
+
+    def record_call(self, thread_id: str, record: CallRecord) -> None:
+        """Commit one call record of the run on ``thread_id`` now."""
+        run_id = self._run_id(thread_id)
+        with self._session() as session:
+            session.add(
+                Call(
+                    run_id=run_id,
+                    role=record["role"],
+                    round=record["round"],
+                    index=record["index"],
+                    attempt=record["attempt"],
+                    model=record["model"],
+                    input_tokens=record["input_tokens"],
+                    output_tokens=record["output_tokens"],
+                    reasoning_tokens=record["reasoning_tokens"],
+                    cached_tokens=record["cached_tokens"],
+                    samples=record["samples"],
+                    sample_output_tokens=record.get("sample_output_tokens"),
+                    latency_s=record["latency_s"],
+                    estimated=record["estimated"],
+                    error=record["error"],
+                )
+            )
+
+    def record_workspace(
+        self, thread_id: str, round_: int, text: str, tokens: int, index: int = 0
+    ) -> None:
+        """Store the workspace written after round ``round_`` (replacing one stored before)."""
+        run_id = self._run_id(thread_id)
+        with self._session() as session:
+            found = session.scalar(
+                select(Workspace).where(
+                    Workspace.run_id == run_id, Workspace.round == round_, Workspace.index == index
+                )
+            )
+            if found is None:
+                session.add(
+                    Workspace(run_id=run_id, round=round_, index=index, text=text, tokens=tokens)
+                )
+            else:
+                found.text, found.tokens = text, tokens
+
+    def finish_run(
+        self,
+        thread_id: str,
+        *,
+        answer: str | None,
+        final_text: str | None,
+        b_seq: int | None,
+        b_tot: int | None,
+        wall_s: float | None,
+        status: Status,
+        grade: bool | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Close a run with its outcome and stop recording its calls."""
+        try:
+            with self._session() as session:
+                run = self._run(session, thread_id)
+                run.answer, run.final_text = answer, final_text
+                run.b_seq, run.b_tot, run.wall_s = b_seq, b_tot, wall_s
+                run.status, run.grade, run.error = status, grade, error
+                run.finished_at = utcnow()
+        finally:
+            self._close(thread_id)
+
+    def set_grade(self, thread_id: str, grade: bool | None) -> None:
+        """Store (or replace) a run's grade."""
+        with self._session() as session:
+            self._run(session, thread_id).grade = grade
+
+    def create_experiment(self, name: str, config: dict[str, Any]) -> int:
+        """Record a new experiment; returns its id. Raises LedgerError if the name is taken."""
+        with self._session() as session:
+            if session.scalar(select(Experiment.id).where(Experiment.name == name)) is not None:
+                raise LedgerError(f"experiment {name!r} already exists; resume it or rename it")
+            experiment = Experiment(name=name, config=config)
+            session.add(experiment)
+            session.flush()
+            return experiment.id
+
+    def find_experiment(self, name: str) -> int | None:
+        """The id of the experiment called ``name``, or None."""
+        with self._sessions() as session:
+            return session.scalar(select(Experiment.id).where(Experiment.name == name))
+
+    def experiment_config(self, experiment_id: int) -> dict[str, Any]:
+        """The config an experiment was created with."""
+        with self._sessions() as session:
+            experiment = session.get(Experiment, experiment_id)
+            if experiment is None:
+                raise LedgerError(f"no experiment with id {experiment_id}")
+            return dict(experiment.config)
+
+    def add_result(
+        self,
+        experiment_id: int,
+        *,
+        label: str,
+        method: str,
+        seed: int,
+        item_id: str,
+        thread_id: str,
+    ) -> None:
+        """Link a run to its cell (label, item, seed) of an experiment, replacing an older run."""
+        with self._session() as session:
+            run_id = self._run(session, thread_id).id
+            found = session.scalar(
+                select(Result).where(
+                    Result.experiment_id == experiment_id,
+                    Result.label == label,
+                    Result.item_id == item_id,
+                    Result.seed == seed,
+                )
+            )
+            if found is None:
+                session.add(
+                    Result(
+                        experiment_id=experiment_id,
+                        method=method,
+                        label=label,
+                        seed=seed,
+                        item_id=item_id,
+                        run_id=run_id,
+                    )
+                )
+            else:
+                found.method, found.run_id = method, run_id
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def completed_items(self, experiment_id: int) -> set[tuple[str, str, int]]:
+        """(label, item id, seed) of the experiment's cells whose run finished ('done')."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(Result.label, Result.item_id, Result.seed)
+                .join(Run, Run.id == Result.run_id)
+                .where(Result.experiment_id == experiment_id, Run.status == "done")
+            )
+            return {(label, item_id, seed) for label, item_id, seed in rows}
+
+    def results(self, experiment_id: int) -> list[ResultRow]:
+        """Every result of an experiment with its run's outcome, in insertion order."""
+        calls = select(Call.run_id, func.count(Call.id).label("n")).group_by(Call.run_id).subquery()
+        with self._sessions() as session:
+            rows = session.execute(
+                select(Result, Run, func.coalesce(calls.c.n, 0))
+                .join(Run, Run.id == Result.run_id)
+                .outerjoin(calls, calls.c.run_id == Run.id)
+                .where(Result.experiment_id == experiment_id)
+                .order_by(Result.id)
+            ).all()
+            return [
+                ResultRow(
+                    experiment_id=result.experiment_id,
+                    method=result.method,
+                    label=result.label,
+                    seed=result.seed,
+                    item_id=result.item_id,
+                    thread_id=run.thread_id,
+                    status=run.status,
+                    answer=run.answer,
+                    gold=run.gold,
+                    grade=run.grade,
+                    b_seq=run.b_seq,
+                    b_tot=run.b_tot,
+                    wall_s=run.wall_s,
+                    calls=int(count),
+                    error=run.error,
+                )
+                for result, run, count in rows
+            ]
+
+    def list_runs(self, limit: int = 20, experiment_id: int | None = None) -> list[RunSummary]:
+        """The most recent runs first (optionally those of one experiment)."""
+        calls = select(Call.run_id, func.count(Call.id).label("n")).group_by(Call.run_id).subquery()
+        query = (
+            select(Run, func.coalesce(calls.c.n, 0))
+            .outerjoin(calls, calls.c.run_id == Run.id)
+            .order_by(Run.id.desc())
+            .limit(limit)
+        )
+        if experiment_id is not None:
+            query = query.where(Run.experiment_id == experiment_id)
+        with self._sessions() as session:
+            return [_summary(run, int(count)) for run, count in session.execute(query).all()]
+
+    def get_run(self, key: str | int) -> RunDetail | None:
+        """A run by thread id, or by its numeric ledger id (an int or a string of digits)."""
+        with self._sessions() as session:
+            run = session.scalar(select(Run).where(Run.thread_id == str(key)))
+            if run is None and (isinstance(key, int) or str(key).isdigit()):
+                run = session.get(Run, int(key))
+            if run is None:
+                return None
+            records = [_record(call) for call in run.calls]
+            spaces = [WorkspaceInfo(w.round, w.index, w.text, w.tokens) for w in run.workspaces]
+            summary = _summary(run, len(records))
+            return RunDetail(
+                **{name: getattr(summary, name) for name in summary.__dataclass_fields__},
+                distill=run.distill,
+                scorer=run.scorer,
+                context=dict(run.context),
+                final_text=run.final_text,
+                error=run.error,
+                call_records=records,
+                workspaces=spaces,
+            )
+
+    def close(self) -> None:
+        """Stop listening for calls and release the database connections."""
+        with self._lock:
+            self._active.clear()
+            self._set_listening(False)
+        self.engine.dispose()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _run(self, session: Session, thread_id: str) -> Run:
+        run = session.scalar(select(Run).where(Run.thread_id == thread_id))
+        if run is None:
+            raise LedgerError(f"no run with thread id {thread_id!r} in the ledger {self.url}")
+        return run
+
+    def _run_id(self, thread_id: str) -> int:
+        with self._lock:
+            run_id = self._active.get(thread_id)
+        if run_id is not None:
+            return run_id
+        with self._sessions() as session:
+            return self._run(session, thread_id).id
+
+    def _open(self, thread_id: str, run_id: int) -> None:
+        with self._lock:
+            self._active[thread_id] = run_id
+            self._set_listening(True)
+
+    def _close(self, thread_id: str) -> None:
+        with self._lock:
+            self._active.pop(thread_id, None)
+            self._set_listening(bool(self._active))
+
+    def _set_listening(self, on: bool) -> None:
+        # Listen only while a run is open, so a forgotten Ledger is not kept alive by pdr.calls.
+        if on and not self._listening:
+            add_call_listener(self._on_call)
+        elif not on and self._listening:
+            remove_call_listener(self._on_call)
+        self._listening = on
+
+    def _on_call(self, record: CallRecord) -> None:
+        """pdr.calls listener: runs inside the node, where LangGraph's config names the thread."""
+        try:
+            thread_id = get_config()["configurable"]["thread_id"]
+        except (RuntimeError, KeyError):
+            return  # a call outside any graph run, or a run without a thread
+        with self._lock:
+            known = thread_id in self._active
+        if known:
+            self.record_call(str(thread_id), record)
+
+
+def _summary(run: Run, calls: int) -> RunSummary:
+    return RunSummary(
+        id=run.id,
+        thread_id=run.thread_id,
+        graph=run.graph,
+        models={str(k): str(v) for k, v in run.models.items()},
+        problem=run.problem,
+        status=run.status,
+        answer=run.answer,
+        gold=run.gold,
+        grade=run.grade,
+        b_seq=run.b_seq,
+        b_tot=run.b_tot,
+        wall_s=run.wall_s,
+        calls=calls,
+        experiment_id=run.experiment_id,
+        item_id=run.item_id,
+        seed=run.seed,
+        created_at=_utc(run.created_at),
+        finished_at=_utc(run.finished_at) if run.finished_at else None,
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite drops the zone of stored timestamps; they were written in UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _record(call: Call) -> CallRecord:
+    role: Any = call.role
+    return CallRecord(
+        role=role,
+        round=call.round,
+        index=call.index,
+        attempt=call.attempt,
+        model=call.model,
+        input_tokens=call.input_tokens,
+        output_tokens=call.output_tokens,
+        reasoning_tokens=call.reasoning_tokens,
+        cached_tokens=call.cached_tokens,
+        samples=call.samples,
+        sample_output_tokens=call.sample_output_tokens,
+        latency_s=call.latency_s,
+        estimated=call.estimated,
+        error=call.error,
+    )

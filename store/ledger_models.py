@@ -1,0 +1,146 @@
+"""Tables of the run ledger (SQLAlchemy 2.0 typed models).
+
+One row per run, per model call (every attempt, failed ones too), per workspace written, per
+evaluation experiment and per evaluation result. These tables live in their own database,
+never inside the LangGraph checkpoint file: checkpoints are LangGraph's to migrate, the ledger
+is pdr's.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    """Timestamps are stored in UTC."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the ledger tables."""
+
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON,
+        datetime: DateTime(timezone=True),
+    }
+
+
+class Experiment(Base):
+    """An evaluation: a named grid of methods x configurations x seeds over a dataset."""
+
+    __tablename__ = "experiments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    config: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    results: Mapped[list[Result]] = relationship(back_populates="experiment")
+
+
+class Run(Base):
+    """One run of a graph on one problem (a LangGraph thread)."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    thread_id: Mapped[str] = mapped_column(String(100), unique=True, index=True)
+    graph: Mapped[str] = mapped_column(String(20))
+    distill: Mapped[str | None] = mapped_column(String(40))
+    scorer: Mapped[str | None] = mapped_column(String(40))
+    models: Mapped[dict[str, Any]]
+    context: Mapped[dict[str, Any]]
+    problem: Mapped[str] = mapped_column(Text)
+    gold: Mapped[str | None] = mapped_column(Text)
+    answer: Mapped[str | None] = mapped_column(Text)
+    final_text: Mapped[str | None] = mapped_column(Text)
+    grade: Mapped[bool | None] = mapped_column(Boolean)
+    b_seq: Mapped[int | None] = mapped_column(Integer)
+    b_tot: Mapped[int | None] = mapped_column(Integer)
+    wall_s: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(10), default="running")
+    error: Mapped[str | None] = mapped_column(Text)
+    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id"), index=True)
+    item_id: Mapped[str | None] = mapped_column(String(200))
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    calls: Mapped[list[Call]] = relationship(back_populates="run", order_by="Call.id")
+    workspaces: Mapped[list[Workspace]] = relationship(
+        back_populates="run", order_by="(Workspace.round, Workspace.index)"
+    )
+
+
+class Call(Base):
+    """One model call or failed attempt: the fields of ``pdr.budget.CallRecord``."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    role: Mapped[str] = mapped_column(String(10))
+    round: Mapped[int]
+    index: Mapped[int]
+    attempt: Mapped[int]
+    model: Mapped[str] = mapped_column(String(300))
+    input_tokens: Mapped[int]
+    output_tokens: Mapped[int]
+    reasoning_tokens: Mapped[int]
+    cached_tokens: Mapped[int]
+    samples: Mapped[int]
+    sample_output_tokens: Mapped[list[int] | None] = mapped_column(JSON)
+    latency_s: Mapped[float]
+    estimated: Mapped[bool]
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    run: Mapped[Run] = relationship(back_populates="calls")
+
+
+class Workspace(Base):
+    """A workspace C_r written by the distill step of round ``round`` (``index``: per-sample)."""
+
+    __tablename__ = "workspaces"
+    __table_args__ = (UniqueConstraint("run_id", "round", "index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    round: Mapped[int]
+    index: Mapped[int] = mapped_column(default=0)
+    text: Mapped[str] = mapped_column(Text)
+    tokens: Mapped[int]
+
+    run: Mapped[Run] = relationship(back_populates="workspaces")
+
+
+class Result(Base):
+    """One cell of an experiment's grid: (configuration label, item, seed) and the run behind it."""
+
+    __tablename__ = "results"
+    __table_args__ = (UniqueConstraint("experiment_id", "label", "item_id", "seed"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"), index=True)
+    method: Mapped[str] = mapped_column(String(20))
+    label: Mapped[str] = mapped_column(String(200))
+    seed: Mapped[int]
+    item_id: Mapped[str] = mapped_column(String(200))
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+
+    experiment: Mapped[Experiment] = relationship(back_populates="results")
+    run: Mapped[Run] = relationship()
