@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
 
-from pdr.aio import node
+from pdr.aio import SYNC_FAN_OUT, node
 from pdr.graphs.context import LongCoTContext
 from pdr.graphs.state import InputState, OutputState, State
 from pdr.nodes.long_cot import long_cot
@@ -24,4 +24,4 @@ def build_long_cot() -> StateGraph[State, LongCoTContext, InputState, OutputStat
     return builder
 
 
-graph = build_long_cot().compile(name="long_cot")
+graph = build_long_cot().compile(name="long_cot").with_config(SYNC_FAN_OUT)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
 
-from pdr.aio import node
+from pdr.aio import SYNC_FAN_OUT, node
 from pdr.graphs.context import PDRContext
 from pdr.graphs.state import DraftTask, InputState, OutputState, State
 from pdr.nodes.distill import Distiller, distill_step, summary
@@ -39,4 +39,4 @@ def build_pdr(
     return builder
 
 
-graph = build_pdr().compile(name="pdr")
+graph = build_pdr().compile(name="pdr").with_config(SYNC_FAN_OUT)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
 
-from pdr.aio import node
+from pdr.aio import SYNC_FAN_OUT, node
 from pdr.graphs.context import SRContext
 from pdr.graphs.state import DraftTask, InputState, OutputState, State
 from pdr.nodes.distill import distill_step, previous_answer
@@ -35,4 +35,4 @@ def build_sr() -> StateGraph[State, SRContext, InputState, OutputState]:
     return builder
 
 
-graph = build_sr().compile(name="sr")
+graph = build_sr().compile(name="sr").with_config(SYNC_FAN_OUT)

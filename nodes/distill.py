@@ -15,7 +15,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from pdr.calls import call_model, sampling_for
+from pdr.calls import call_model, call_seed, sampling_for
 from pdr.graphs.context import PDRContext, RefineContext
 from pdr.graphs.state import Draft, State
 from pdr.models import Message
@@ -61,7 +61,11 @@ async def summary(state: State, runtime: Runtime[PDRContext]) -> dict[str, Any]:
         index=0,
         messages=summary_messages(state["problem"], drafts, context),
         options=sampling_for(
-            context, "distill", context.kappa, context.distill_temperature, seed=context.seed
+            context,
+            "distill",
+            context.kappa,
+            context.distill_temperature,
+            seed=call_seed(context, state["round"], 0),
         ),
     )
     return {"workspaces": [result.text], "calls": result.records}

@@ -7,7 +7,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from pdr.answers import extract_answer
-from pdr.calls import call_model, sampling_for
+from pdr.calls import call_model, call_seed, sampling_for
 from pdr.graphs.context import RunContext
 from pdr.graphs.state import Draft, DraftTask
 from pdr.models import Message
@@ -25,11 +25,6 @@ def draft_messages(problem: str, workspace: str) -> list[Message]:
     return [{"role": "system", "content": prompts.SYSTEM}, {"role": "user", "content": user}]
 
 
-def draft_seed(context: RunContext, round_: int, index: int) -> int:
-    """A distinct, reproducible seed per draft, so drafts differ and a resumed run repeats them."""
-    return context.seed * 1_000_003 + round_ * 1_000 + index
-
-
 async def draft(task: DraftTask, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Write one draft; returns it and the call's ledger records."""
     context = runtime.context
@@ -45,7 +40,7 @@ async def draft(task: DraftTask, runtime: Runtime[RunContext]) -> dict[str, Any]
             "draft",
             context.max_tokens,
             context.temperature,
-            seed=draft_seed(context, round_, index),
+            seed=call_seed(context, round_, index),
         ),
     )
     text = result.text

@@ -6,7 +6,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from pdr.calls import call_model, sampling_for
+from pdr.calls import call_model, call_seed, sampling_for
 from pdr.graphs.context import RunContext
 from pdr.graphs.state import State
 from pdr.models import Message
@@ -32,7 +32,11 @@ async def long_cot(state: State, runtime: Runtime[RunContext]) -> dict[str, Any]
         index=0,
         messages=long_cot_messages(state["problem"]),
         options=sampling_for(
-            context, "long_cot", context.max_tokens, context.temperature, seed=context.seed
+            context,
+            "long_cot",
+            context.max_tokens,
+            context.temperature,
+            seed=call_seed(context, 1, 0),
         ),
     )
     return finish(state, result.text, result.records)

@@ -8,11 +8,10 @@ from langgraph.runtime import Runtime
 
 from pdr.answers import extract_answer
 from pdr.budget import sequential_budget, total_budget
-from pdr.calls import call_model, sampling_for
+from pdr.calls import call_model, call_seed, sampling_for
 from pdr.graphs.context import RefineContext
 from pdr.graphs.state import State
 from pdr.models import Message
-from pdr.nodes.draft import draft_seed
 from pdr.nodes.progress import emit
 from pdr.prompts import refine as prompts
 
@@ -41,7 +40,7 @@ async def refine(state: State, runtime: Runtime[RefineContext]) -> dict[str, Any
             "refine",
             context.max_tokens,
             context.temperature,
-            seed=draft_seed(context, round_, 0),
+            seed=call_seed(context, round_, 0),
         ),
     )
     return finish(state, result.text, result.records)

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from pdr.answers import normalize_answer
 from pdr.budget import CallRecord
-from pdr.calls import call_model, sampling_for
+from pdr.calls import call_model, call_seed, sampling_for
 from pdr.graphs.context import RefineContext
 from pdr.graphs.state import Draft
 from pdr.models import Message
@@ -63,7 +63,7 @@ async def verify(
                 "verify",
                 context.verify_max_tokens,
                 context.distill_temperature,
-                seed=context.seed + position,
+                seed=call_seed(context, item["round"], item["index"]),
             ),
         )
         score = parse_score(result.text)

@@ -15,9 +15,15 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from langchain_core.runnables import RunnableConfig
 from langgraph._internal._runnable import RunnableCallable
 
 T = TypeVar("T")
+
+# LangGraph's sync executor runs at most cpu + 4 branches at once unless the config raises
+# max_concurrency; with nodes that only wait on the background loop, a wide pool costs little and
+# lets every draft of a round start together. The model-call cap stays the context's own.
+SYNC_FAN_OUT: RunnableConfig = {"max_concurrency": 256}
 
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()

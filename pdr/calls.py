@@ -12,6 +12,9 @@ from pdr.budget import CallRecord, Role
 from pdr.graphs.context import RunContext
 from pdr.models import Generation, Message, SamplingOptions, TransientBackendError, get_backend
 
+# Seconds before retry n is 2**n times this; tests set it to 0.
+RETRY_BACKOFF_S = 1.0
+
 _limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Semaphore]] = (
     weakref.WeakKeyDictionary()
 )
@@ -71,6 +74,11 @@ class CallFailedError(RuntimeError):
         self.records = records
 
 
+def call_seed(context: RunContext, round_: int, index: int) -> int:
+    """A distinct, reproducible seed per call, so drafts differ and a resumed run repeats them."""
+    return context.seed * 1_000_003 + round_ * 1_000 + index
+
+
 def sampling_for(
     context: RunContext, role: Role, max_tokens: int, temperature: float, n: int = 1, seed: int = 0
 ) -> SamplingOptions:
@@ -111,7 +119,7 @@ async def call_model(
             records.append(_publish(_failed(spec, role, round_, index, attempt, started, error)))
             if attempt == context.max_retries:
                 raise CallFailedError(f"{role} call failed: {error}", records) from error
-            await asyncio.sleep(min(2.0**attempt, 30.0))
+            await asyncio.sleep(min(RETRY_BACKOFF_S * 2.0**attempt, 30.0))
             continue
         except Exception as error:
             records.append(_publish(_failed(spec, role, round_, index, attempt, started, error)))

@@ -19,6 +19,8 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
+from pdr.aio import SYNC_FAN_OUT
+
 
 def _prepare(path: str | Path) -> str:
     location = Path(path).expanduser()
@@ -36,7 +38,8 @@ def compile_with_sqlite(
     builder: StateGraph[Any, Any, Any, Any], path: str | Path, *, name: str | None = None
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile ``builder`` with checkpoints in the SQLite file ``path`` (sync API)."""
-    return builder.compile(checkpointer=sqlite_checkpointer(path), name=name or "graph")
+    graph = builder.compile(checkpointer=sqlite_checkpointer(path), name=name or "graph")
+    return graph.with_config(SYNC_FAN_OUT)
 
 
 @asynccontextmanager

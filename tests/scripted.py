@@ -1,8 +1,8 @@
 """A scripted chat model for offline tests: it answers from the prompt's content.
 
-It recognises which step is calling from the system prompt, decodes the draft's round and index
-from the seed the draft node passes, sleeps a configurable latency, reports ``usage_metadata``
-(by default the whitespace-token counts of prompt and reply, or scripted numbers), and logs every
+It recognises which step is calling from the system prompt, decodes the call's round and index
+from the seed every node passes (pdr.calls.call_seed), sleeps a configurable latency, reports
+``usage_metadata`` (by default the whitespace-token counts of prompt and reply, or scripted numbers), and logs every
 call under a lock, so tests can count calls and spot repeated work. It is safe under concurrency.
 """
 
@@ -76,7 +76,7 @@ def words(text: str) -> int:
 
 
 def decode_seed(seed: int | None) -> tuple[int, int]:
-    """Round and index from the draft node's seed (seed * 1_000_003 + round * 1000 + index)."""
+    """Round and index from pdr.calls.call_seed (seed * 1_000_003 + round * 1000 + index)."""
     if seed is None:
         return 0, 0
     rest = seed % 1_000_003
@@ -90,6 +90,8 @@ class ScriptedChatModel(BaseChatModel):
     calls: list[Call] = Field(default_factory=list)
     started: list[Call] = Field(default_factory=list)
     lock: Any = None
+    in_flight: int = 0
+    peak_in_flight: int = 0
 
     def model_post_init(self, context: Any) -> None:
         self.calls = []
@@ -108,7 +110,7 @@ class ScriptedChatModel(BaseChatModel):
         role = ROLE_BY_SYSTEM.get(system, "unknown")
         prompt = "\n".join(str(m.content) for m in messages)
         seed = kwargs.get("seed")
-        round_, index = decode_seed(seed) if role in {"draft", "refine"} else (0, 0)
+        round_, index = decode_seed(seed)
         with self.lock:
             call = Call(role, round_, index, seed, prompt, kwargs.get("max_tokens"))
             call.number = len(self.started)
@@ -179,8 +181,15 @@ class ScriptedChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         call = self._describe(messages, kwargs)
-        await asyncio.sleep(self._latency(call))
-        return self._finish(call)
+        with self.lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self._latency(call))
+            return self._finish(call)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
 
     def count(self, role: str) -> int:
         """Finished calls of ``role``."""

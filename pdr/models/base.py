@@ -96,10 +96,10 @@ def truncate_to_tokens(text: str, limit: int, count: Callable[[str], int]) -> st
     The tail is kept because a solution's conclusion and final answer come last. Cuts fall on
     whitespace when possible. Works with any counting function (binary search over the cut).
     """
-    if limit <= 0:
-        return ""
     if count(text) <= limit:
         return text
+    if limit <= 0:
+        return ""
     low, high = 0, len(text)  # invariant: text[high:] fits
     while low + 1 < high:
         middle = (low + high) // 2

@@ -1,0 +1,134 @@
+"""A run interrupted in round 2 resumes from its SQLite checkpoint without redoing saved calls."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pdr.graphs.context import PDRContext
+from pdr.graphs.pdr import build_pdr
+from pdr.store.checkpoints import compile_with_sqlite, open_async_graph
+from tests.crash_worker import SCHEDULE
+from tests.helpers import config, roles
+from tests.scripted import Call, ScriptedChatModel
+
+PROBLEM = {"problem": "What is 17 * 23?"}
+CONTEXT = PDRContext(model="scripted", schedule=[3, 3, 1])
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def fail_once(victim: tuple[str, int, int]) -> Any:
+    """A fail hook that raises on the first call of ``victim`` and lets later ones through."""
+    seen: set[tuple[str, int, int]] = set()
+
+    def hook(call: Call) -> Exception | None:
+        key = (call.role, call.round, call.index)
+        if key == victim and key not in seen:
+            seen.add(key)
+            return RuntimeError("the provider went away")
+        return None
+
+    return hook
+
+
+def slow(victim: tuple[str, int, int]) -> Any:
+    return lambda call: 0.2 if (call.role, call.round, call.index) == victim else 0.0
+
+
+def comparable(out: dict[str, Any]) -> dict[str, Any]:
+    """A final state without wall-clock latencies and retry bookkeeping."""
+    calls = sorted(
+        (c["role"], c["round"], c["index"], c["input_tokens"], c["output_tokens"])
+        for c in out["calls"]
+        if c["error"] is None
+    )
+    return {**{k: v for k, v in out.items() if k != "calls"}, "calls": calls}
+
+
+async def test_resume_after_an_exception_in_round_2(
+    scripted: ScriptedChatModel, tmp_path: Path
+) -> None:
+    reference = comparable(await build_pdr().compile().ainvoke(PROBLEM, context=CONTEXT))
+    scripted.calls.clear()
+    scripted.started.clear()
+
+    victim = ("draft", 2, 1)
+    scripted.script.fail = fail_once(victim)
+    scripted.script.latency = slow(victim)
+    async with open_async_graph(build_pdr(), tmp_path / "cp.sqlite") as graph:
+        with pytest.raises(Exception, match="the provider went away"):
+            await graph.ainvoke(PROBLEM, config(), context=CONTEXT)
+        done_before = Counter((c.role, c.round, c.index) for c in scripted.calls)
+        assert done_before == {
+            ("draft", 1, 0): 1,
+            ("draft", 1, 1): 1,
+            ("draft", 1, 2): 1,
+            ("distill", 1, 0): 1,
+            ("draft", 2, 0): 1,
+            ("draft", 2, 2): 1,
+        }
+        out = await graph.ainvoke(None, config(), context=CONTEXT)
+    finished = Counter((c.role, c.round, c.index) for c in scripted.calls)
+    assert max(finished.values()) == 1, "a saved call was made again"
+    assert sum(finished.values()) == 3 + 3 + 2 + 1
+    assert comparable(out) == reference
+
+
+def test_sync_resume_after_an_exception_in_round_2(
+    scripted: ScriptedChatModel, tmp_path: Path
+) -> None:
+    victim = ("draft", 2, 0)
+    scripted.script.fail = fail_once(victim)
+    scripted.script.latency = slow(victim)
+    graph = compile_with_sqlite(build_pdr(), tmp_path / "cp.sqlite")
+    with pytest.raises(Exception, match="the provider went away"):
+        graph.invoke(PROBLEM, config(), context=CONTEXT)
+    assert len(scripted.calls) == 3 + 1 + 2
+    out = graph.invoke(None, config(), context=CONTEXT)
+    finished = Counter((c.role, c.round, c.index) for c in scripted.calls)
+    assert max(finished.values()) == 1
+    assert roles(out["calls"]) == {"draft": 6, "distill": 2, "refine": 1}
+    assert out["answer"] == "391"
+
+
+def test_resume_after_the_process_was_killed_in_round_2(
+    scripted: ScriptedChatModel, tmp_path: Path
+) -> None:
+    checkpoints, log = tmp_path / "cp.sqlite", tmp_path / "calls.jsonl"
+    worker = subprocess.run(
+        [sys.executable, "-m", "tests.crash_worker", str(checkpoints), str(log), "killed"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert worker.returncode == -9, worker.stderr
+    before = [tuple(json.loads(line).values()) for line in log.read_text().splitlines()]
+    # round 1, its summary, and round 2's two faster drafts finished before the kill
+    assert sorted(before) == sorted(
+        [
+            ("draft", 1, 0),
+            ("draft", 1, 1),
+            ("draft", 1, 2),
+            ("distill", 1, 0),
+            ("draft", 2, 0),
+            ("draft", 2, 1),
+        ]
+    )
+
+    graph = compile_with_sqlite(build_pdr(), checkpoints)
+    out = graph.invoke(
+        None, config("killed"), context=PDRContext(model="scripted", schedule=SCHEDULE)
+    )
+    after = [(c.role, c.round, c.index) for c in scripted.calls]
+    assert sorted(after) == [("distill", 2, 0), ("draft", 2, 2), ("refine", 3, 0)]
+    assert roles(out["calls"]) == {"draft": 6, "distill": 2, "refine": 1}
+    assert out["answer"] == "391"
