@@ -29,14 +29,14 @@ def sqlite_url(path: str | Path) -> str:
     return f"sqlite:///{Path(path).expanduser().resolve()}"
 
 
-def database_url(value: str | None = None) -> str:
+def database_url(value: str | Path | None = None) -> str:
     """The ledger's SQLAlchemy URL.
 
     Args:
         value: a URL (``postgresql+psycopg://...``, ``sqlite:///...``) or a file path (taken as
             SQLite); None reads ``PDR_DATABASE_URL``, else a SQLite file in ``data_dir()``.
     """
-    chosen = value or os.environ.get("PDR_DATABASE_URL")
+    chosen = str(value) if value else os.environ.get("PDR_DATABASE_URL")
     if not chosen:
         return sqlite_url(data_dir() / LEDGER_FILE)
     return chosen if "://" in chosen else sqlite_url(chosen)

@@ -138,7 +138,7 @@ def _engine(url: str) -> Engine:
 class Ledger:
     """The run ledger on one database; see the module docstring."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | Path | None = None) -> None:
         """Open (and create the tables of) the ledger at ``url``.
 
         Args:

@@ -1,0 +1,247 @@
+"""The run ledger on real SQLite files: written as a run goes, kept by a killed run, queried.
+
+The killed run is a real ``pdr run`` process (tests/scripted_cli.py, the scripted model
+registered) that SIGKILLs itself inside a round-2 draft; ``pdr resume`` then finishes it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pdr.budget import call_tokens
+from pdr.cli import app
+from pdr.graphs.context import PDRContext
+from pdr.runner import run_problem
+from pdr.settings import checkpoints_path, database_url
+from pdr.store.ledger import Ledger, LedgerError, RunDetail
+from tests.scripted import Call, ScriptedChatModel
+from tests.test_runner import PROBLEM, expected_budgets, ledger_calls, made
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as connection:
+        rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {name for (name,) in rows}
+
+
+async def test_calls_and_workspaces_are_written_while_the_run_goes(
+    scripted: ScriptedChatModel, tmp_path: Path
+) -> None:
+    path = tmp_path / "ledger.sqlite"
+    seen_at_refine: list[RunDetail | None] = []
+
+    def look(call: Call) -> None:
+        if call.role == "refine":  # another connection reads the file mid-run
+            reader = Ledger(path)
+            seen_at_refine.append(reader.get_run("t"))
+            reader.close()
+
+    scripted.script.before_reply = look
+    ledger = Ledger(path)
+    outcome = await run_problem(
+        graph="pdr",
+        problem=PROBLEM,
+        context=PDRContext(model="scripted", schedule=[3, 2, 1]),
+        thread_id="t",
+        ledger=ledger,
+        checkpoints=tmp_path / "checkpoints.sqlite",
+    )
+    [mid] = seen_at_refine
+    assert mid is not None
+    assert (mid.status, mid.answer, mid.b_tot) == ("running", None, None)
+    assert Counter((r["role"], r["round"]) for r in mid.call_records) == {
+        ("draft", 1): 3,
+        ("distill", 1): 1,
+        ("draft", 2): 2,
+        ("distill", 2): 1,
+    }
+    assert [w.round for w in mid.workspaces] == [1, 2]
+
+    done = ledger.get_run("t")
+    assert done is not None
+    assert (done.status, done.calls, done.b_tot) == ("done", 8, outcome.b_tot)
+    assert done.finished_at is not None and done.finished_at >= done.created_at
+    # The ledger and the checkpoints are separate files with separate tables.
+    assert {"runs", "calls", "workspaces", "experiments", "results"} <= tables(path)
+    assert not {"checkpoints", "writes"} & tables(path)
+    assert {"checkpoints", "writes"} <= tables(tmp_path / "checkpoints.sqlite")
+    assert "runs" not in tables(tmp_path / "checkpoints.sqlite")
+    ledger.close()
+
+
+@pytest.mark.slow
+def test_a_killed_run_keeps_its_calls_and_resume_repeats_none(
+    scripted: ScriptedChatModel, tmp_path: Path
+) -> None:
+    db, checkpoints = tmp_path / "ledger.sqlite", tmp_path / "checkpoints.sqlite"
+    options = ["--db", str(db), "--checkpoints", str(checkpoints)]
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.scripted_cli",
+            "run",
+            PROBLEM,
+            "--model",
+            "scripted",
+            "--schedule",
+            "3,3,1",
+            "--thread-id",
+            "killed",
+            "--quiet",
+            *options,
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PDR_TEST_VICTIM": "draft,2,2"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert killed.returncode == -9, killed.stderr
+
+    ledger = Ledger(db)
+    left = ledger.get_run("killed")
+    assert left is not None
+    assert (left.status, left.answer, left.finished_at) == ("running", None, None)
+    # Everything that completed before the kill is there; the victim draft 2.2 is not.
+    assert ledger_calls(ledger, "killed") == {
+        ("draft", 1, 0): 1,
+        ("draft", 1, 1): 1,
+        ("draft", 1, 2): 1,
+        ("distill", 1, 0): 1,
+        ("draft", 2, 0): 1,
+        ("draft", 2, 1): 1,
+    }
+    assert [w.round for w in left.workspaces] == [1]
+
+    result = CliRunner().invoke(app, ["resume", "killed", *options])
+    assert result.exit_code == 0, result.output
+    # Only the unfinished work was done: the victim, round 2's summary and the refine step.
+    assert made(scripted) == {("draft", 2, 2): 1, ("distill", 2, 0): 1, ("refine", 3, 0): 1}
+
+    finished = ledger.get_run("killed")
+    assert finished is not None and finished.status == "done"
+    assert set(ledger_calls(ledger, "killed").values()) == {1}
+    assert finished.calls == 9
+    b_tot = sum(call_tokens(r) for r in finished.call_records)
+    assert finished.b_tot == b_tot
+
+    # The same run without a kill costs exactly the same tokens.
+    scripted.calls.clear()
+    CliRunner().invoke(
+        app, ["run", PROBLEM, "--model", "scripted", "--schedule", "3,3,1", "-q", *options]
+    )
+    b_seq_whole, b_tot_whole = expected_budgets(scripted)
+    assert (finished.b_seq, finished.b_tot) == (b_seq_whole, b_tot_whole)
+    assert f"B_seq: {b_seq_whole} tokens   B_tot: {b_tot_whole} tokens   calls: 9" in result.output
+    assert [w.round for w in finished.workspaces] == [1, 2]
+    ledger.close()
+
+
+def test_experiments_results_and_completed_items(tmp_path: Path) -> None:
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    experiment = ledger.create_experiment("grid", {"methods": ["pdr", "sr"], "seeds": [0]})
+    assert ledger.find_experiment("grid") == experiment
+    assert ledger.find_experiment("other") is None
+    assert ledger.experiment_config(experiment) == {"methods": ["pdr", "sr"], "seeds": [0]}
+    with pytest.raises(LedgerError, match="experiment 'grid' already exists"):
+        ledger.create_experiment("grid", {})
+
+    record = {
+        "role": "long_cot",
+        "round": 1,
+        "index": 0,
+        "attempt": 0,
+        "model": "m",
+        "input_tokens": 30,
+        "output_tokens": 12,
+        "reasoning_tokens": 5,
+        "cached_tokens": 10,
+        "samples": 1,
+        "sample_output_tokens": None,
+        "latency_s": 0.25,
+        "estimated": False,
+        "error": None,
+    }
+    for thread, item, status in (("a", "q1", "done"), ("b", "q2", "failed"), ("c", "q1", "done")):
+        ledger.start_run(
+            thread_id=thread,
+            graph="long_cot",
+            context={"model": "m", "refine_model": "r"},
+            problem="p",
+            gold="4",
+            experiment_id=experiment,
+            item_id=item,
+            seed=0,
+        )
+        ledger.record_call(thread, record)  # type: ignore[arg-type]
+        ledger.record_call(thread, record)  # type: ignore[arg-type]
+        ledger.finish_run(
+            thread,
+            answer="4",
+            final_text="Answer: 4",
+            b_seq=42,
+            b_tot=84,
+            wall_s=0.5,
+            status=status,  # type: ignore[arg-type]
+            grade=status == "done",
+            error=None if status == "done" else "boom",
+        )
+    ledger.add_result(
+        experiment, label="lc-512", method="long_cot", seed=0, item_id="q1", thread_id="a"
+    )
+    ledger.add_result(
+        experiment, label="lc-512", method="long_cot", seed=0, item_id="q2", thread_id="b"
+    )
+    assert ledger.completed_items(experiment) == {("lc-512", "q1", 0)}
+    # A rerun of a cell replaces the run it points at.
+    ledger.add_result(
+        experiment, label="lc-512", method="long_cot", seed=0, item_id="q2", thread_id="c"
+    )
+    assert ledger.completed_items(experiment) == {("lc-512", "q1", 0), ("lc-512", "q2", 0)}
+    rows = ledger.results(experiment)
+    assert [(r.item_id, r.thread_id, r.status, r.grade, r.calls, r.b_tot) for r in rows] == [
+        ("q1", "a", "done", True, 2, 84),
+        ("q2", "c", "done", True, 2, 84),
+    ]
+    runs = ledger.list_runs(limit=2, experiment_id=experiment)
+    assert [r.thread_id for r in runs] == ["c", "b"]
+    assert runs[0].models == {"model": "m", "refine": "r"}
+    stored = ledger.get_run("b")
+    assert stored is not None and (stored.status, stored.error) == ("failed", "boom")
+    assert stored.call_records == [record, record]
+    assert ledger.get_run(stored.id) == stored  # by numeric id too
+    with pytest.raises(LedgerError, match="thread 'a' is already in the ledger"):
+        ledger.start_run(thread_id="a", graph="pdr", context={}, problem="p")
+    with pytest.raises(LedgerError, match="no run with thread id 'zz'"):
+        ledger.finish_run(
+            "zz", answer=None, final_text=None, b_seq=0, b_tot=0, wall_s=0, status="done"
+        )
+    ledger.close()
+
+
+def test_default_locations_and_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("PDR_DATABASE_URL", raising=False)
+    monkeypatch.delenv("PDR_CHECKPOINTS", raising=False)
+    monkeypatch.setenv("PDR_DATA_DIR", str(tmp_path / "data"))
+    assert database_url() == f"sqlite:///{tmp_path / 'data' / 'ledger.sqlite'}"
+    assert checkpoints_path() == tmp_path / "data" / "checkpoints.sqlite"
+    ledger = Ledger()
+    assert (tmp_path / "data" / "ledger.sqlite").is_file()
+    ledger.close()
+    monkeypatch.setenv("PDR_DATABASE_URL", f"sqlite:///{tmp_path / 'team.db'}")
+    monkeypatch.setenv("PDR_CHECKPOINTS", str(tmp_path / "cp.sqlite"))
+    assert Ledger().url == f"sqlite:///{tmp_path / 'team.db'}"
+    assert checkpoints_path() == tmp_path / "cp.sqlite"
+    assert database_url(tmp_path / "x.sqlite") == f"sqlite:///{tmp_path / 'x.sqlite'}"
+    assert database_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
