@@ -1,13 +1,93 @@
-"""Parse a model spec string into a backend."""
+"""Parse a model spec string into a backend.
+
+Accepted forms (``context.model`` and the per-role models are one such string):
+
+- ``embedded``: Qwen2.5-Coder-1.5B-Instruct Q4_K_M run by llama.cpp on the CPU (offline default);
+  ``embedded:fast``: Qwen2.5-Coder-0.5B-Instruct (the ``fast`` extra).
+- a path to a ``.gguf`` file, or ``llamacpp:/path/to/model.gguf``: any GGUF model, by llama.cpp.
+- ``openai:MODEL`` (e.g. ``openai:o3-mini``), key in ``OPENAI_API_KEY``.
+- ``google_genai:MODEL`` (e.g. ``google_genai:gemini-2.5-flash``), key in ``GOOGLE_API_KEY``.
+- ``vllm:MODEL@http://host:port/v1``: an OpenAI-compatible server (``vllm serve``, or
+  ``python -m llama_cpp.server``); optional key in ``VLLM_API_KEY``.
+- ``vllm-engine:MODEL``: an in-process ``vllm.LLM`` on this machine's GPU (the ``vllm`` extra).
+- any other ``provider:model`` that LangChain's ``init_chat_model`` knows (e.g. ``anthropic:...``
+  with its integration package installed), one sample per call.
+"""
 
 from __future__ import annotations
 
+import re
+
 from langchain.chat_models import init_chat_model
 
-from pdr.models.base import ChatBackend
+from pdr.models.base import BackendError, ChatBackend
 from pdr.models.langchain_backend import LangChainBackend
+
+ACCEPTED_FORMS = (
+    "'embedded' (offline default, Qwen2.5-Coder-1.5B on llama.cpp), 'embedded:fast' (0.5B), "
+    "a path to a .gguf file or 'llamacpp:/path/model.gguf', 'openai:MODEL' (e.g. "
+    "'openai:o3-mini'), 'google_genai:MODEL' (e.g. 'google_genai:gemini-2.5-flash'), "
+    "'vllm:MODEL@http://host:port/v1' (OpenAI-compatible server), 'vllm-engine:MODEL' "
+    "(in-process vLLM on a GPU), or another 'provider:model' known to init_chat_model"
+)
+
+_SERVER = re.compile(r"^(?P<model>[^@]+)@(?P<url>https?://\S+)$")
 
 
 def backend_from_spec(spec: str) -> ChatBackend:
-    """Build the backend a spec names; any ``provider:model`` string LangChain knows works."""
-    return LangChainBackend(spec, init_chat_model(spec))
+    """Build the backend a spec names (see the module docstring for the forms).
+
+    Raises:
+        BackendError: unknown form, missing API key (names the variable), missing model file or
+            package; the message says how to fix it.
+    """
+    text = spec.strip()
+    if text == "embedded" or text.startswith("embedded:"):
+        from pdr.models.embedded import ensure_model_file
+        from pdr.models.llama import LlamaBackend
+
+        name = text.partition(":")[2] or "default"
+        return LlamaBackend(spec, ensure_model_file(name))
+    if text.startswith("llamacpp:") or text.lower().endswith(".gguf"):
+        from pdr.models.llama import LlamaBackend
+
+        return LlamaBackend(spec, text.removeprefix("llamacpp:"))
+    provider, _, rest = text.partition(":")
+    if not rest:
+        raise BackendError(f"model {spec!r}: not a model spec; use one of: {ACCEPTED_FORMS}")
+    if provider == "openai":
+        from pdr.models.providers import OpenAIBackend
+
+        return OpenAIBackend(spec, rest)
+    if provider == "google_genai":
+        from pdr.models.providers import GeminiBackend
+
+        return GeminiBackend(spec, rest)
+    if provider == "vllm":
+        found = _SERVER.match(rest)
+        if not found:
+            raise BackendError(
+                f"model {spec!r}: a server spec is 'vllm:MODEL@http://host:port/v1', e.g. "
+                f"'vllm:Qwen/Qwen3-8B@http://localhost:8000/v1'"
+            )
+        from pdr.models.providers import OpenAICompatibleBackend
+
+        return OpenAICompatibleBackend(spec, found["model"], found["url"])
+    if provider == "vllm-engine":
+        from pdr.models.vllm_engine import VLLMEngineBackend
+
+        return VLLMEngineBackend(spec, rest)
+    try:
+        model = init_chat_model(text)
+    except ValueError as error:
+        if "Unsupported" in str(error):
+            raise BackendError(
+                f"model {spec!r}: unknown provider {provider!r}; use one of: {ACCEPTED_FORMS}"
+            ) from error
+        raise BackendError(f"model {spec!r}: {error}") from error
+    except ImportError as error:
+        raise BackendError(
+            f"model {spec!r}: the LangChain integration for {provider!r} is not installed "
+            f"({error}); install it, or use one of: {ACCEPTED_FORMS}"
+        ) from error
+    return LangChainBackend(spec, model)
