@@ -123,7 +123,7 @@ class LlamaBackend:
                 llama.close()
             self._loaded.clear()
             if self._vocab is not None:
-                self._vocab.close()
+                self._vocab.close()  # type: ignore[no-untyped-call]
                 self._vocab = None
 
     def _instance(self) -> Llama:

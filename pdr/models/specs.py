@@ -80,11 +80,8 @@ def backend_from_spec(spec: str) -> ChatBackend:
     try:
         model = init_chat_model(text)
     except ValueError as error:
-        if "Unsupported" in str(error):
-            raise BackendError(
-                f"model {spec!r}: unknown provider {provider!r}; use one of: {ACCEPTED_FORMS}"
-            ) from error
-        raise BackendError(f"model {spec!r}: {error}") from error
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0].rstrip(".")
+        raise BackendError(f"model {spec!r}: {reason}; use one of: {ACCEPTED_FORMS}") from error
     except ImportError as error:
         raise BackendError(
             f"model {spec!r}: the LangChain integration for {provider!r} is not installed "
