@@ -9,13 +9,14 @@ from pdr.graphs.context import PDRContext
 from pdr.graphs.state import DraftTask, InputState, OutputState, State
 from pdr.nodes.distill import Distiller, distill_step, summary
 from pdr.nodes.draft import draft
+from pdr.nodes.draft_batch import DraftBatchTask, draft_batch, next_round_batched
 from pdr.nodes.refine import refine
 from pdr.nodes.routing import next_round
 from pdr.nodes.start import start
 
 
 def build_pdr(
-    distill: Distiller = summary,
+    distill: Distiller = summary, *, batch_drafts: bool = False
 ) -> StateGraph[State, PDRContext, InputState, OutputState]:
     """The uncompiled PDR graph.
 
@@ -23,18 +24,25 @@ def build_pdr(
     (default), ``topk()``, ``topk(scorer="verify")``, ``topk_per_sample()``, ``random_k`` or your
     own async ``(state, runtime) -> {"workspaces": [...]}`` function. The node is always named
     "distill", so checkpoints and Studio see the same graph whichever operator runs.
+
+    ``batch_drafts=True`` asks for the drafts of a round that share a workspace in one n-sample
+    request (``pdr.nodes.draft_batch``), for backends that support it (OpenAI, vLLM).
     """
     builder = StateGraph(
         State, context_schema=PDRContext, input_schema=InputState, output_schema=OutputState
     )
     builder.add_node("start", node(start))
-    builder.add_node("draft", node(draft), input_schema=DraftTask)
+    if batch_drafts:
+        builder.add_node("draft", node(draft_batch), input_schema=DraftBatchTask)
+    else:
+        builder.add_node("draft", node(draft), input_schema=DraftTask)
+    route = next_round_batched if batch_drafts else next_round
     builder.add_node("distill", node(distill_step(distill)))
     builder.add_node("refine", node(refine))
     builder.add_edge(START, "start")
-    builder.add_conditional_edges("start", next_round, ["draft", "refine"])
+    builder.add_conditional_edges("start", route, ["draft", "refine"])
     builder.add_edge("draft", "distill")
-    builder.add_conditional_edges("distill", next_round, ["draft", "refine"])
+    builder.add_conditional_edges("distill", route, ["draft", "refine"])
     builder.add_edge("refine", END)
     return builder
 

@@ -4,9 +4,10 @@ One ``Llama`` object is not safe to call from several threads at once, but separ
 separate threads do run in parallel (on 2 cores, 2 instances x 1 thread gave +28% throughput over
 1 instance x 2 threads). So the backend keeps a pool of worker threads, each owning its own
 ``Llama`` (created on first use; the weights are memory-mapped, so instances share them), and runs
-every call off the event loop in that pool. Each call sets its instance's thread count to the
-cores divided by the calls running at that moment: parallel drafts share the cores, while a lone
-summary or refine call gets all of them.
+every call off the event loop in that pool. At every sampled token a call sets its instance's
+thread count to the cores divided by the calls running at that moment: parallel drafts share the
+cores, a lone summary or refine call gets all of them, and a call that outlives its siblings takes
+their cores back (more threads than cores makes llama.cpp's spinning workers crawl).
 """
 
 from __future__ import annotations
@@ -145,13 +146,24 @@ class LlamaBackend:
         return llama
 
     def _generate(self, messages: list[Message], options: SamplingOptions) -> Generation:
+        from llama_cpp import LogitsProcessorList
+
         with self._lock:
             self._running += 1
-            share = max(1, self.threads // self._running)
         try:
             llama = self._instance()
-            # Private but stable: llama_set_n_threads on this instance's context only.
-            llama._ctx.set_n_threads(share, share)
+            applied = [0]
+
+            def rebalance(input_ids: Any, scores: Any) -> Any:
+                # Called once per sampled token on this thread, between decodes: the cores are
+                # re-shared as sibling calls start and finish (a lone call gets them all).
+                share = max(1, self.threads // max(1, self._running))
+                if share != applied[0]:
+                    llama._ctx.set_n_threads(share, share)
+                    applied[0] = share
+                return scores
+
+            rebalance(None, None)  # the prompt is evaluated with the share at the start
             before = list(llama._input_ids)
             try:
                 response: Any = llama.create_chat_completion(
@@ -159,6 +171,7 @@ class LlamaBackend:
                     max_tokens=options.max_tokens,
                     temperature=options.temperature,
                     seed=options.seed,
+                    logits_processor=LogitsProcessorList([rebalance]),
                 )
             except ValueError as error:
                 if "context window" in str(error):
