@@ -1,0 +1,295 @@
+"""``pdr eval`` and ``pdr plot``: the evaluation harness and its figures on the command line.
+
+``register(app)`` adds both commands to the Typer app of ``pdr.cli``. Every expected failure (a bad
+option, an unknown dataset, an unreachable model) ends with one line on stderr and a non-zero exit
+status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from pdr.datasets import DatasetError, FieldMap, load_dataset
+from pdr.evaluation import harness as h
+from pdr.evaluation.plot import write_figures
+from pdr.evaluation.report import csv_text, markdown_table, rich_table
+from pdr.graphs.context import ContextError, RunContext
+from pdr.models import BackendError
+from pdr.store.ledger import Ledger, LedgerError
+
+console = Console()
+errors = Console(stderr=True)
+
+EXPECTED = (h.EvalError, DatasetError, ContextError, LedgerError, BackendError)
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Turn an expected failure into one line on stderr and exit status 2."""
+    try:
+        yield
+    except EXPECTED as error:
+        # One line even when a library's message spans several (LangChain's provider list).
+        text = " ".join(str(error).split())
+        errors.print(f"error: {text}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+class _Bar:
+    """A Rich progress bar per phase: items done/total and the running accuracy."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, state: h.Progress) -> None:
+        if state.phase not in self.tasks:
+            title = "calibrating" if state.phase == "calibrate" else "evaluating"
+            self.tasks[state.phase] = self.progress.add_task(title, total=state.total, acc="")
+        accuracy = state.accuracy
+        acc = f"acc {100 * accuracy:.1f}% of {state.finished}" if accuracy is not None else ""
+        if state.failed:
+            acc += f", {state.failed} failed"
+        if state.skipped:
+            acc += f", {state.skipped} done before"
+        self.progress.update(self.tasks[state.phase], completed=state.done, acc=acc)
+
+
+def _ladders(methods: list[str], configs: list[str], max_tokens: int) -> list[h.Config]:
+    custom = [h.parse_config(text) for text in configs]
+    ladders: list[h.Config] = []
+    for method in methods:
+        own = [config for config in custom if config.method == method]
+        ladders += own or h.default_ladder(method, max_tokens)
+    stray = sorted({c.method for c in custom} - set(methods))
+    if stray:
+        raise h.EvalError(f"--config names {', '.join(stray)}, which --method does not include")
+    return ladders
+
+
+def _print_report(report: h.EvalReport) -> None:
+    if report.measurements:
+        table = Table(title="budget matching (calibration runs)")
+        for header in (
+            "method",
+            "configuration",
+            "calibration runs",
+            "measured B_seq",
+            "picked for",
+        ):
+            table.add_column(header, justify="left" if header != "measured B_seq" else "right")
+        for measurement in report.measurements:
+            targets = [
+                str(pick.target) for pick in report.picks if pick.config == measurement.config
+            ]
+            measured = f"{measurement.b_seq:,.0f}" if measurement.runs else "-"
+            table.add_row(
+                measurement.config.method,
+                measurement.config.label,
+                str(measurement.runs),
+                measured,
+                ", ".join(targets),
+            )
+        console.print(table)
+    if report.rows:
+        console.print(rich_table(report.rows, title=f"{report.name} (achieved budgets, means)"))
+    else:
+        console.print("no finished runs yet")
+
+
+def _write_outputs(report: h.EvalReport, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text(markdown_table(report.rows))
+    (out / "results.csv").write_text(csv_text(report.rows))
+    return [out / "results.md", out / "results.csv", *write_figures(report.rows, out)]
+
+
+def eval_command(
+    dataset: Annotated[
+        str,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="A .jsonl file, 'synthetic:level=2,n=50,seed=0', a preset (aime24, aime25, "
+            "amc23, gsm8k) or 'hf:OWNER/NAME[:CONFIG][@SPLIT]'.",
+        ),
+    ],
+    method: Annotated[
+        list[str] | None,
+        typer.Option("--method", "-m", help="pdr, sr or long_cot; repeat it (default: all three)."),
+    ] = None,
+    budget: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--budget",
+            "-b",
+            help="Target B_seq in tokens; repeat it. Each method runs the ladder configuration "
+            "whose measured B_seq is nearest. Without it every ladder configuration runs.",
+        ),
+    ] = None,
+    config: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="A ladder entry 'METHOD:key=value,...', e.g. 'pdr:schedule=[2,1],max_tokens=128,"
+            "kappa=96'; repeat it. A method with entries uses them instead of its default ladder.",
+        ),
+    ] = None,
+    max_tokens: Annotated[
+        int, typer.Option(help="Base output cap T of the default ladders (T, 2T, 4T, ...).")
+    ] = 512,
+    model: Annotated[
+        str | None, typer.Option(help="Model spec for every run (default: PDR_MODEL or embedded).")
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Seeds per item (0, 1, ...).")] = 1,
+    calibrate: Annotated[
+        int, typer.Option(help="Items each ladder configuration is measured on for --budget.")
+    ] = 2,
+    limit: Annotated[int | None, typer.Option(help="Use the first N problems only.")] = None,
+    concurrency: Annotated[int, typer.Option(help="Runs (problems) in flight at once.")] = 4,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature.")] = None,
+    max_concurrency: Annotated[
+        int | None, typer.Option(help="Model calls in flight at once, over all runs.")
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="Experiment name (default: derived from the settings, so the same "
+            "command resumes the same experiment)."
+        ),
+    ] = None,
+    database: Annotated[
+        str | None, typer.Option(help="Ledger URL or SQLite file (default: PDR_DATABASE_URL).")
+    ] = None,
+    checkpoints: Annotated[
+        Path | None, typer.Option(help="LangGraph checkpoint file (default: PDR_CHECKPOINTS).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write results.md, results.csv, accuracy.png and accuracy.svg here."),
+    ] = None,
+    problem_field: Annotated[str | None, typer.Option(help="JSONL field of the problem.")] = None,
+    answer_field: Annotated[str | None, typer.Option(help="JSONL field of the answer.")] = None,
+    id_field: Annotated[str | None, typer.Option(help="JSONL field of the item id.")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Folder of preset files (default: PDR_DATASETS_DIR).")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Evaluate methods x configurations x seeds on a dataset, resumably, into the ledger."""
+    with _one_line_errors():
+        fields = None
+        if problem_field or answer_field or id_field:
+            fields = FieldMap(problem_field, answer_field, id_field)
+        data = load_dataset(dataset, fields=fields, limit=limit, data_dir=data_dir)
+        methods = list(dict.fromkeys(method or h.METHODS))
+        for chosen in methods:
+            if chosen not in h.METHODS:
+                raise h.EvalError(f"--method {chosen!r}: choose from {', '.join(h.METHODS)}")
+        if max_tokens < 1 or seeds < 1 or calibrate < 1:
+            raise h.EvalError("--max-tokens, --seeds and --calibrate must be >= 1")
+        if any(b < 1 for b in budget or []):
+            raise h.EvalError("--budget values are token counts >= 1")
+        shared: dict[str, object] = {}
+        if temperature is not None:
+            shared["temperature"] = temperature
+        if max_concurrency is not None:
+            shared["max_concurrency"] = max_concurrency
+        model_spec = model or RunContext().model
+        spec = h.EvalSpec(
+            dataset=data,
+            model=model_spec,
+            ladders=_ladders(methods, config or [], max_tokens),
+            budgets=sorted(set(budget or [])),
+            seeds=list(range(seeds)),
+            calibrate=min(calibrate, len(data)),
+            context=shared,
+        )
+        from pdr.runner import check_models, make_context
+
+        check_models(make_context("long_cot", model=model_spec, **shared))
+        ledger = Ledger(database)
+        bar_view = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[acc]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not progress,
+        )
+        harness = h.Harness(
+            spec,
+            ledger,
+            name=name,
+            concurrency=concurrency,
+            checkpoints=checkpoints,
+            on_progress=_Bar(bar_view),
+        )
+        console.print(
+            f"experiment [bold]{harness.name}[/bold] (id {harness.experiment_id}): "
+            f"{len(data)} problems of {data.name}, model {model_spec}, ledger {ledger.url}",
+            highlight=False,
+        )
+        try:
+            with bar_view:
+                report = asyncio.run(harness.run())
+        except KeyboardInterrupt:
+            errors.print("stopped; run the same command again to resume (finished runs are kept)")
+            raise typer.Exit(130) from None
+        _print_report(report)
+        if out is not None and report.rows:
+            for path in _write_outputs(report, out):
+                console.print(f"wrote {path}", highlight=False)
+
+
+def plot_command(
+    experiment: Annotated[str, typer.Argument(help="Experiment name or id (see `pdr eval`).")],
+    out: Annotated[Path, typer.Option(help="Folder for the figure and tables.")] = Path("."),
+    stem: Annotated[str, typer.Option(help="File name of the figure, without extension.")] = (
+        "accuracy"
+    ),
+    title: Annotated[str | None, typer.Option(help="Figure title.")] = None,
+    database: Annotated[
+        str | None, typer.Option(help="Ledger URL or SQLite file (default: PDR_DATABASE_URL).")
+    ] = None,
+) -> None:
+    """Plot accuracy against B_seq and B_tot (log scale, one line per method) as PNG and SVG."""
+    with _one_line_errors():
+        ledger = Ledger(database)
+        report = h.stored_report(ledger, experiment)
+        if not report.rows:
+            raise h.EvalError(f"experiment {experiment!r} has no finished runs to plot yet")
+        _print_report(report)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{stem}.md").write_text(markdown_table(report.rows))
+        (out / f"{stem}.csv").write_text(csv_text(report.rows))
+        paths = [out / f"{stem}.md", out / f"{stem}.csv"]
+        paths += write_figures(report.rows, out, stem=stem, title=title or report.name)
+        for path in paths:
+            console.print(f"wrote {path}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``eval`` and ``plot`` to the ``pdr`` command line."""
+    app.command("eval")(eval_command)
+    app.command("plot")(plot_command)

@@ -1,0 +1,199 @@
+"""Tables of an experiment: accuracy with a 95% Wilson interval and the budgets actually spent.
+
+One row per method and budget level (one configuration). Every budget in a row is a mean of what
+the runs measured (B_seq, B_tot, wall time, calls); a requested budget never appears as a number
+spent. Runs that failed count as wrong answers (they are also counted in ``failed``), and their
+budgets (the tokens they consumed) are part of the means.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+from rich.table import Table
+
+# The normal quantile of a two-sided 95% interval (scipy.stats.norm.ppf(0.975)).
+Z_95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion.
+
+    Args:
+        successes: correct answers.
+        trials: answers graded.
+        z: normal quantile (1.96 for 95%).
+
+    Returns:
+        (low, high); (0.0, 1.0) when there are no trials.
+    """
+    if trials < 0 or not 0 <= successes <= trials:
+        raise ValueError(f"need 0 <= successes <= trials, got {successes} of {trials}")
+    if trials == 0:
+        return 0.0, 1.0
+    p = successes / trials
+    z2 = z * z
+    centre = (p + z2 / (2 * trials)) / (1 + z2 / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials)) / (1 + z2 / trials)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What the report needs of one run (a result of an experiment)."""
+
+    method: str
+    label: str
+    item_id: str
+    seed: int
+    correct: bool
+    failed: bool
+    b_seq: int
+    b_tot: int
+    wall_s: float
+    calls: int
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One method at one budget level.
+
+    Attributes:
+        method: pdr, sr or long_cot.
+        level: 1-based budget level within the method (by increasing achieved B_seq).
+        label: the configuration behind the level.
+        n: runs (items x seeds).
+        correct: runs graded correct.
+        failed: runs that ended in an error (counted as wrong).
+        accuracy: correct / n.
+        ci_low: lower end of the 95% Wilson interval.
+        ci_high: upper end of the 95% Wilson interval.
+        b_seq: mean achieved B_seq (tokens on the critical path).
+        b_tot: mean achieved B_tot (all tokens).
+        wall_s: mean wall time of a run in seconds.
+        calls: mean model calls (attempts) per run.
+    """
+
+    method: str
+    level: int
+    label: str
+    n: int
+    correct: int
+    failed: int
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    b_seq: float
+    b_tot: float
+    wall_s: float
+    calls: float
+
+
+def summarize(
+    results: Iterable[RunResult], method_order: Sequence[str] = ("long_cot", "sr", "pdr")
+) -> list[ReportRow]:
+    """Group runs by (method, configuration) into report rows.
+
+    Levels number each method's configurations by increasing mean B_seq. Rows are ordered by
+    method (``method_order`` first, others after, by name) and then by level.
+    """
+    groups: dict[tuple[str, str], list[RunResult]] = {}
+    for result in results:
+        groups.setdefault((result.method, result.label), []).append(result)
+    rows: list[ReportRow] = []
+    for (method, label), runs in groups.items():
+        n = len(runs)
+        correct = sum(run.correct for run in runs)
+        low, high = wilson_interval(correct, n)
+        rows.append(
+            ReportRow(
+                method=method,
+                level=0,
+                label=label,
+                n=n,
+                correct=correct,
+                failed=sum(run.failed for run in runs),
+                accuracy=correct / n,
+                ci_low=low,
+                ci_high=high,
+                b_seq=sum(run.b_seq for run in runs) / n,
+                b_tot=sum(run.b_tot for run in runs) / n,
+                wall_s=sum(run.wall_s for run in runs) / n,
+                calls=sum(run.calls for run in runs) / n,
+            )
+        )
+
+    def method_rank(method: str) -> tuple[int, str]:
+        order = list(method_order)
+        return (order.index(method), "") if method in order else (len(order), method)
+
+    rows.sort(key=lambda row: (method_rank(row.method), row.b_seq, row.label))
+    numbered: list[ReportRow] = []
+    for row in rows:
+        level = 1 + sum(1 for earlier in numbered if earlier.method == row.method)
+        numbered.append(ReportRow(**{**asdict(row), "level": level}))
+    return numbered
+
+
+HEADERS = (
+    "method",
+    "level",
+    "configuration",
+    "n",
+    "accuracy",
+    "95% CI",
+    "B_seq",
+    "B_tot",
+    "wall s",
+    "calls",
+)
+
+
+def _cells(row: ReportRow) -> list[str]:
+    return [
+        row.method,
+        str(row.level),
+        row.label,
+        str(row.n) + (f" ({row.failed} failed)" if row.failed else ""),
+        f"{100 * row.accuracy:.1f}%",
+        f"{100 * row.ci_low:.1f}-{100 * row.ci_high:.1f}%",
+        f"{row.b_seq:,.0f}",
+        f"{row.b_tot:,.0f}",
+        f"{row.wall_s:.1f}",
+        f"{row.calls:.1f}",
+    ]
+
+
+def markdown_table(rows: Sequence[ReportRow]) -> str:
+    """The rows as a GitHub Markdown table (budgets are achieved means)."""
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += [
+        "| " + " | ".join(cell.replace("|", "/") for cell in _cells(row)) + " |" for row in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def rich_table(rows: Sequence[ReportRow], title: str | None = None) -> Table:
+    """The rows as a Rich table for the terminal."""
+    table = Table(title=title)
+    for header in HEADERS:
+        justify = "left" if header in {"method", "configuration"} else "right"
+        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(*_cells(row))
+    return table
+
+
+def csv_text(rows: Sequence[ReportRow]) -> str:
+    """The rows as CSV with full precision (for other tools)."""
+    buffer = io.StringIO()
+    names = list(ReportRow.__dataclass_fields__)
+    writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(asdict(row))
+    return buffer.getvalue()
