@@ -121,6 +121,16 @@ def test_a_part_of_another_version_is_refused(installed: Path) -> None:
         part_files(fake_model(version="0.2.0"))
 
 
+def test_building_the_embedded_backend_touches_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spec parsing runs on the event loop: assembly waits for the first call's worker thread."""
+    monkeypatch.setenv("PDR_CACHE_DIR", str(tmp_path / "cache"))
+    backend = backend_from_spec("embedded:fast")
+    assert isinstance(backend, LlamaBackend)
+    assert not (tmp_path / "cache").exists()
+
+
 def test_unknown_embedded_name_lists_the_known_ones() -> None:
     with pytest.raises(BackendError, match="'embedded:fast'"):
         backend_from_spec("embedded:huge")

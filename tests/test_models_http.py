@@ -395,11 +395,12 @@ def test_unknown_specs_list_the_accepted_forms(spec: str) -> None:
         assert "'embedded'" in message and "google_genai:" in message and ".gguf" in message
 
 
-def test_a_missing_gguf_file_is_named(tmp_path: Any) -> None:
+async def test_a_missing_gguf_file_is_named_by_the_first_use(tmp_path: Any) -> None:
+    backend = backend_from_spec(str(tmp_path / "missing.gguf"))  # no file access while building
     with pytest.raises(BackendError, match=r"no GGUF file at .*missing\.gguf"):
-        backend_from_spec(str(tmp_path / "missing.gguf"))
+        await backend.generate(MESSAGES, SamplingOptions(max_tokens=4, temperature=0.0))
     with pytest.raises(BackendError, match="no GGUF file"):
-        backend_from_spec(f"llamacpp:{tmp_path / 'other.gguf'}")
+        backend_from_spec(f"llamacpp:{tmp_path / 'other.gguf'}").count_tokens("x")
 
 
 def test_sequential_budget_of_n_sample_calls_counts_prompt_once() -> None:

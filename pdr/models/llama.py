@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,9 +56,12 @@ def default_instances() -> int:
 class LlamaBackend:
     """A local GGUF file served by a pool of ``llama_cpp.Llama`` instances.
 
+    Building one does no I/O: the file is located (for the embedded models: assembled and
+    verified), llama-cpp-python imported and the instances loaded on first use, in the worker
+    threads, so no blocking call runs on an event loop (``langgraph dev`` refuses those).
+
     Attributes:
         spec: the spec string recorded in the ledger.
-        model_path: the GGUF file.
         instances: how many ``Llama`` instances (and worker threads) at most.
         n_ctx: context window of each instance (prompt plus output), ``$PDR_N_CTX`` by default.
         threads: cores shared by the running calls, ``$PDR_LLAMA_THREADS`` or all cores.
@@ -68,37 +72,45 @@ class LlamaBackend:
     def __init__(
         self,
         spec: str,
-        model_path: Path | str,
+        model: Path | str | Callable[[], Path],
         *,
         instances: int | None = None,
         n_ctx: int | None = None,
         threads: int | None = None,
     ) -> None:
-        """Describe the pool; nothing is loaded until the first call or token count.
-
-        Raises:
-            BackendError: the file does not exist, or llama-cpp-python is not installed.
-        """
+        """Describe the pool; ``model`` is the GGUF path or a function that returns it."""
         self.spec = spec
-        self.model_path = Path(model_path).expanduser()
-        if not self.model_path.is_file():
-            raise BackendError(f"model {spec!r}: no GGUF file at {self.model_path}")
-        _import_llama_cpp()
+        self._locate = model if callable(model) else _existing_file(spec, Path(model))
+        self._path: Path | None = None
         self.instances = instances or default_instances()
         self.n_ctx = n_ctx or env_int("PDR_N_CTX", DEFAULT_N_CTX)
         self.threads = threads or env_int("PDR_LLAMA_THREADS", os.cpu_count() or 1)
         self._executor = ThreadPoolExecutor(self.instances, thread_name_prefix="pdr-llama")
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._path_lock = threading.Lock()
         self._running = 0
         self._loaded: list[Llama] = []
         self._vocab: LlamaModel | None = None
+
+    @property
+    def model_path(self) -> Path:
+        """The GGUF file, located on first use (blocking: the embedded models are assembled).
+
+        Raises:
+            BackendError: no such file, or the embedded model's parts are missing or corrupted.
+        """
+        with self._path_lock:
+            if self._path is None:
+                self._path = self._locate()
+            return self._path
 
     async def generate(self, messages: list[Message], options: SamplingOptions) -> Generation:
         """One chat completion on a free instance; usage is llama.cpp's own prompt/completion count.
 
         Raises:
-            BackendError: n > 1 (one sample per call here), or the prompt does not fit n_ctx.
+            BackendError: n > 1 (one sample per call here), the prompt does not fit n_ctx, or
+                the model file or llama-cpp-python is missing.
         """
         if options.n != 1:
             raise BackendError(
@@ -109,12 +121,18 @@ class LlamaBackend:
         return await loop.run_in_executor(self._executor, self._generate, messages, options)
 
     def count_tokens(self, text: str) -> int:
-        """Tokens of ``text`` by the model's own tokenizer (a vocabulary-only instance)."""
+        """Tokens of ``text`` by the model's own tokenizer.
+
+        Uses a loaded instance's tokenizer (read-only in llama.cpp, so safe beside a running
+        generation); before any call has loaded one, a vocabulary-only load of the file.
+        """
         with self._lock:
-            if self._vocab is None:
-                self._vocab = _load_vocabulary(self.model_path)
-            tokens = self._vocab.tokenize(text.encode("utf-8"), add_bos=False, special=False)
-        return len(tokens)
+            tokenizer: Llama | LlamaModel | None = self._loaded[0] if self._loaded else None
+            if tokenizer is None:
+                if self._vocab is None:
+                    self._vocab = _load_vocabulary(self.model_path)
+                tokenizer = self._vocab
+        return len(tokenizer.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def close(self) -> None:
         """Stop the worker threads and free the instances."""
@@ -132,9 +150,10 @@ class LlamaBackend:
         llama: Llama | None = getattr(self._local, "llama", None)
         if llama is None:
             llama_type = _import_llama_cpp()
+            path = self.model_path
             with _loading:
                 llama = llama_type(
-                    model_path=str(self.model_path),
+                    model_path=str(path),
                     n_ctx=self.n_ctx,
                     n_threads=self.threads,
                     n_threads_batch=self.threads,
@@ -206,6 +225,18 @@ def _reused_prefix(before: list[int], prompt: list[int]) -> int:
             break
         common += 1
     return common - 1 if common and common == len(prompt) else common
+
+
+def _existing_file(spec: str, path: Path) -> Callable[[], Path]:
+    """A locator that checks, when first used, that ``path`` is a file."""
+
+    def locate() -> Path:
+        found = path.expanduser()
+        if not found.is_file():
+            raise BackendError(f"model {spec!r}: no GGUF file at {found}")
+        return found
+
+    return locate
 
 
 def _load_vocabulary(path: Path) -> LlamaModel:

@@ -37,17 +37,21 @@ _SERVER = re.compile(r"^(?P<model>[^@]+)@(?P<url>https?://\S+)$")
 def backend_from_spec(spec: str) -> ChatBackend:
     """Build the backend a spec names (see the module docstring for the forms).
 
+    Building a backend makes no call and, for local models, no file access: a missing GGUF file
+    or model package is reported by the first call.
+
     Raises:
-        BackendError: unknown form, missing API key (names the variable), missing model file or
+        BackendError: unknown form, missing API key (names the variable), missing integration
             package; the message says how to fix it.
     """
     text = spec.strip()
     if text == "embedded" or text.startswith("embedded:"):
-        from pdr.models.embedded import ensure_model_file
+        from pdr.models.embedded import embedded_model, ensure_model_file
         from pdr.models.llama import LlamaBackend
 
-        name = text.partition(":")[2] or "default"
-        return LlamaBackend(spec, ensure_model_file(name))
+        name = embedded_model(text.partition(":")[2] or "default").name
+        # Assembled and verified on first use, in a worker thread (no blocking on the loop).
+        return LlamaBackend(spec, lambda: ensure_model_file(name))
     if text.startswith("llamacpp:") or text.lower().endswith(".gguf"):
         from pdr.models.llama import LlamaBackend
 
