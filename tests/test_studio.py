@@ -160,6 +160,8 @@ async def test_pdr_run_streams_progress_and_keeps_history(
     assert after_distill_1["drafts"] == []
     assert after_distill_1["workspaces"] == [SUMMARY]
     assert history[0]["metadata"]["graph_id"] == "pdr"
+    # The server's blockbuster found no blocking call (time.sleep, sync sockets...) in the nodes.
+    assert "BlockingError" not in scripted_server.log()
 
 
 async def test_sr_run_on_server(scripted_server: DevServer) -> None:
