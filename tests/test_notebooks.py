@@ -49,7 +49,7 @@ def stand_in_kernel_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_there_is_a_quickstart() -> None:
-    assert [path.name for path in NOTEBOOKS] == ["quickstart.ipynb"]
+    assert "quickstart.ipynb" in [path.name for path in NOTEBOOKS]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
