@@ -6,12 +6,13 @@ non-zero exit status, before any model is called; nothing prints a traceback.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, Literal, NoReturn, TextIO
 
 import typer
 from rich.console import Console
@@ -56,6 +57,35 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+_own: dict[str, tuple[TextIO, TextIO]] = {}
+
+
+def own_stream(name: Literal["stdout", "stderr"]) -> TextIO:
+    """The command line's own handle on the process's stdout or stderr.
+
+    llama.cpp's quiet mode (``verbose=False``) points file descriptors 1 and 2 and
+    ``sys.stdout``/``sys.stderr`` at /dev/null while a model loads in a worker thread, and two
+    overlapping loads can leave them there; progress lines, the answer and error lines printed
+    meanwhile would be lost. Writing through a duplicate of the descriptor, taken before any model
+    loads, keeps them. Where the stream is not the process's own (captured by a test runner) it is
+    used as it is.
+    """
+    current = sys.stdout if name == "stdout" else sys.stderr
+    original = sys.__stdout__ if name == "stdout" else sys.__stderr__
+    if original is None or current is not original:
+        return current
+    cached = _own.get(name)
+    if cached is not None and cached[0] is original:
+        return cached[1]
+    try:
+        duplicate = os.dup(original.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return current
+    stream = os.fdopen(duplicate, "w", encoding=original.encoding, errors="replace", buffering=1)
+    _own[name] = (original, stream)
+    return stream
+
+
 class OneLineErrors(TyperGroup):
     """The top-level command group: every error becomes one ``Error: ...`` line on stderr."""
 
@@ -69,6 +99,7 @@ class OneLineErrors(TyperGroup):
         **extra: Any,
     ) -> Any:
         """Run the command; map usage errors, command errors and crashes to one line."""
+        own_stream("stdout"), own_stream("stderr")  # before any model loads
         code = 0
         try:
             result = super().main(
@@ -76,16 +107,18 @@ class OneLineErrors(TyperGroup):
             )
             code = result if isinstance(result, int) else 0
         except ClickException as error:  # bad option, missing argument, unknown command
-            print(f"Error: {one_line(error.format_message())}", file=sys.stderr)
+            print(f"Error: {one_line(error.format_message())}", file=own_stream("stderr"))
             code = error.exit_code
         except CommandError as error:
-            print(f"Error: {one_line(str(error))}", file=sys.stderr)
+            print(f"Error: {one_line(str(error))}", file=own_stream("stderr"))
             code = error.code
         except Abort:
-            print("Error: aborted", file=sys.stderr)
+            print("Error: aborted", file=own_stream("stderr"))
             code = 1
         except Exception as error:  # never a traceback: one line, and a failing status
-            print(f"Error: {type(error).__name__}: {one_line(str(error))}", file=sys.stderr)
+            print(
+                f"Error: {type(error).__name__}: {one_line(str(error))}", file=own_stream("stderr")
+            )
             code = 1
         if not standalone_mode:
             return code
@@ -186,10 +219,11 @@ def console() -> Console:
     Piped or captured output gets a wide page (unless COLUMNS says otherwise), so tables of
     runs and calls stay readable in logs instead of being cut to 80 columns.
     """
-    probe = Console(highlight=False)
+    stream = own_stream("stdout")
+    probe = Console(file=stream, highlight=False)
     if probe.is_terminal or os.environ.get("COLUMNS"):
         return probe
-    return Console(highlight=False, width=160)
+    return Console(file=stream, highlight=False, width=160)
 
 
 def print_outcome(out: Console, outcome: RunOutcome) -> None:

@@ -7,6 +7,7 @@ files in the test's folder.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -195,6 +196,40 @@ def test_other_mistakes_give_one_line(
     assert scripted.started == []
 
 
+@pytest.mark.slow
+def test_output_survives_a_library_that_mutes_stdout(tmp_path: Path) -> None:
+    """llama.cpp's quiet model loads can leave fds 1 and 2 on /dev/null; the CLI still prints."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.scripted_cli",
+            "run",
+            PROBLEM,
+            "--model",
+            "scripted",
+            "--graph",
+            "sr",
+            "--rounds",
+            "2",
+            "--thread-id",
+            "m1",
+            *files(tmp_path),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PDR_TEST_MUTE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0
+    lines = done.stdout.splitlines()
+    assert lines[0] == "round 1/2 started: 1 drafts"
+    assert lines[-3] == "Answer: 391"
+    assert lines[-1] == "Thread: m1  (pdr runs show m1)"
+
+
+@pytest.mark.slow
 def test_a_real_process_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
     """What a shell sees: stderr holds one line, stdout nothing, the status is 2."""
     done = subprocess.run(
