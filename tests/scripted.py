@@ -2,8 +2,9 @@
 
 It recognises which step is calling from the system prompt, decodes the call's round and index
 from the seed every node passes (pdr.calls.call_seed), sleeps a configurable latency, reports
-``usage_metadata`` (by default the whitespace-token counts of prompt and reply, or scripted numbers), and logs every
-call under a lock, so tests can count calls and spot repeated work. It is safe under concurrency.
+``usage_metadata`` (by default the whitespace-token counts of prompt and reply, or scripted
+numbers), and logs every call under a lock, so tests can count calls and spot repeated work. It is
+safe under concurrency.
 """
 
 from __future__ import annotations
