@@ -327,3 +327,19 @@ def test_default_ladders() -> None:
     assert [c.params["schedule"] for c in default_ladder("pdr", 100)] == [[2, 1], [4, 1], [4, 2, 1]]
     with pytest.raises(EvalError):
         default_ladder("beam", 100)
+
+
+async def test_an_instruction_is_appended_to_every_problem(
+    data: Dataset, model: ScriptedChatModel, ledger: Ledger, tmp_path: Path
+) -> None:
+    instruction = "Write one line per step, then 'Answer: N'."
+    spec = EvalSpec(dataset=data, model=MODEL, ladders=LADDER[1:2], instruction=instruction)
+    assert spec.prompt(data.problems[0]) == f"{data.problems[0].problem}\n\n{instruction}"
+    assert (
+        spec.default_name()
+        != EvalSpec(dataset=data, model=MODEL, ladders=LADDER[1:2]).default_name()
+    )
+    report = await harness(spec, ledger, tmp_path).run()
+    assert len(model.calls) == 8
+    assert all(instruction in call.prompt for call in model.calls)
+    assert [(row.n, row.correct) for row in report.rows] == [(4, 2)]

@@ -95,9 +95,9 @@ def test_eval_writes_tables_and_figures_then_resumes_with_no_calls(
         assert (tmp_path / "out" / name).stat().st_size > 0
     table = (tmp_path / "out" / "results.md").read_text().splitlines()
     assert [line.split(" | ")[:7] for line in table[2:]] == [
-        ["| long_cot", "1", "long_cot max_tokens=8", "3", "100.0%", "43.9-100.0%", "18"],
-        ["| long_cot", "2", "long_cot max_tokens=32", "3", "100.0%", "43.9-100.0%", "42"],
-        ["| sr", "1", "sr kappa=8 max_tokens=8 rounds=2", "3", "100.0%", "43.9-100.0%", "36"],
+        ["| long_cot", "1", "max_tokens=8", "3", "100.0%", "43.9-100.0%", "18"],
+        ["| long_cot", "2", "max_tokens=32", "3", "100.0%", "43.9-100.0%", "42"],
+        ["| sr", "1", "kappa=8 max_tokens=8 rounds=2", "3", "100.0%", "43.9-100.0%", "36"],
     ]
 
     again = runner.invoke(app, args)

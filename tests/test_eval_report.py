@@ -110,9 +110,7 @@ def test_tables() -> None:
         table[2]
         == "| long_cot | 1 | lc | 3 (1 failed) | 33.3% | 6.1-79.2% | 200 | 200 | 1.0 | 1.7 |"
     )
-    assert table[4] == (
-        "| pdr | 2 | pdr big | 2 | 100.0% | 34.2-100.0% | 1,000 | 2,100 | 4.0 | 6.0 |"
-    )
+    assert table[4] == ("| pdr | 2 | big | 2 | 100.0% | 34.2-100.0% | 1,000 | 2,100 | 4.0 | 6.0 |")
     lines = csv_text(rows).splitlines()
     assert lines[0] == (
         "method,level,label,n,correct,failed,accuracy,ci_low,ci_high,b_seq,b_tot,wall_s,calls"

@@ -192,6 +192,12 @@ def eval_command(
     data_dir: Annotated[
         Path | None, typer.Option(help="Folder of preset files (default: PDR_DATASETS_DIR).")
     ] = None,
+    instruction: Annotated[
+        str | None,
+        typer.Option(
+            help="Text appended to every problem, e.g. an answer format for a small model."
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Evaluate methods x configurations x seeds on a dataset, resumably, into the ledger."""
@@ -222,6 +228,7 @@ def eval_command(
             seeds=list(range(seeds)),
             calibrate=min(calibrate, len(data)),
             context=shared,
+            instruction=(instruction or "").strip(),
         )
         from pdr.runner import check_models, make_context
 

@@ -192,6 +192,8 @@ class EvalSpec:
         seeds: run-context seeds; each item is run once per seed.
         calibrate: items used to measure the configurations when there are budgets.
         context: run-context values shared by every run (temperature, max_concurrency, ...).
+        instruction: text appended to every problem (after a blank line), e.g. an answer format
+            that a small model follows; empty: the problems as they are.
     """
 
     dataset: Dataset
@@ -201,6 +203,11 @@ class EvalSpec:
     seeds: list[int] = field(default_factory=lambda: [0])
     calibrate: int = 2
     context: dict[str, Any] = field(default_factory=dict)
+    instruction: str = ""
+
+    def prompt(self, problem: Problem) -> str:
+        """The problem text a run is given: the problem, then the instruction if there is one."""
+        return f"{problem.problem}\n\n{self.instruction}" if self.instruction else problem.problem
 
     def as_config(self) -> dict[str, Any]:
         """The JSON stored with the experiment; equal specs give equal configs."""
@@ -215,6 +222,7 @@ class EvalSpec:
             "calibrate": self.calibrate if self.budgets else 0,
             "calibration_items": [p.id for p in self.calibration_items()],
             "context": dict(sorted(self.context.items())),
+            "instruction": self.instruction,
         }
 
     def calibration_items(self) -> list[Problem]:
@@ -491,7 +499,7 @@ class Harness:
         thread_id = f"eval{self.experiment_id}-{uuid.uuid4().hex[:12]}"
         outcome = await run_problem(
             graph=cell.config.method,
-            problem=cell.problem.problem,
+            problem=self.spec.prompt(cell.problem),
             context=self.context_for(cell),
             distill=cell.config.distill,
             scorer=cell.config.scorer,

@@ -157,7 +157,8 @@ def _cells(row: ReportRow) -> list[str]:
     return [
         row.method,
         str(row.level),
-        row.label,
+        # The method has its own column; the configuration column shows the parameters.
+        row.label.removeprefix(row.method).strip() or row.label,
         str(row.n) + (f" ({row.failed} failed)" if row.failed else ""),
         f"{100 * row.accuracy:.1f}%",
         f"{100 * row.ci_low:.1f}-{100 * row.ci_high:.1f}%",
