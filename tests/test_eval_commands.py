@@ -146,7 +146,7 @@ def test_bad_options_fail_with_one_line(
     assert result.exception is None or isinstance(result.exception, SystemExit)
     lines = result.output.strip().splitlines()
     assert len(lines) == 1, result.output
-    assert lines[0].startswith("error: ")
+    assert lines[0].startswith("Error: ")
     assert message in lines[0]
     assert len(model.calls) == 0
 
@@ -155,13 +155,13 @@ def test_unknown_dataset_model_and_experiment(app: typer.Typer, tmp_path: Path) 
     runner = CliRunner()
     result = runner.invoke(app, ["eval", "--dataset", "nope.txt"])
     assert result.exit_code == 2
-    assert result.output.startswith("error: unknown dataset 'nope.txt'")
+    assert result.output.startswith("Error: unknown dataset 'nope.txt'")
     result = runner.invoke(
         app, ["eval", "--dataset", DATASET, "--model", "nosuchprovider:x", "--no-progress"]
     )
     assert result.exit_code == 2
-    assert result.output.startswith("error: model: ")
+    assert result.output.startswith("Error: model: ")
     assert len(result.output.strip().splitlines()) == 1
     result = runner.invoke(app, ["plot", "missing", "--database", str(tmp_path / "ledger.sqlite")])
     assert result.exit_code == 2
-    assert result.output.startswith("error: no experiment 'missing' in the ledger")
+    assert result.output.startswith("Error: no experiment 'missing' in the ledger")

@@ -8,10 +8,11 @@ status, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import IO, Annotated, Literal, TextIO
 
 import typer
 from rich.console import Console
@@ -34,8 +35,39 @@ from pdr.graphs.context import ContextError, RunContext
 from pdr.models import BackendError
 from pdr.store.ledger import Ledger, LedgerError
 
-console = Console()
-errors = Console(stderr=True)
+
+def _stream(name: Literal["stdout", "stderr"]) -> TextIO:
+    """The process's own stdout/stderr (see ``pdr.cli.own_stream``), else the current one.
+
+    llama.cpp's quiet mode points the standard streams at /dev/null while a model loads in a
+    worker thread; the command line's duplicate handles keep the progress and tables visible.
+    Imported late: ``pdr.cli`` imports this module while it is being built.
+    """
+    try:
+        from pdr.cli import own_stream
+    except ImportError:
+        return sys.stdout if name == "stdout" else sys.stderr
+    return own_stream(name)
+
+
+class _Console(Console):
+    """A Rich console that writes to the stream ``_stream`` gives at the moment of writing."""
+
+    def __init__(self, name: Literal["stdout", "stderr"]) -> None:
+        self._name = name  # before Console.__init__, which already reads ``file``
+        super().__init__(stderr=name == "stderr")
+
+    @property
+    def file(self) -> IO[str]:
+        return _stream(self._name)
+
+    @file.setter
+    def file(self, value: IO[str]) -> None:
+        pass  # always the stream of the moment
+
+
+console = _Console("stdout")
+errors = _Console("stderr")
 
 EXPECTED = (h.EvalError, DatasetError, ContextError, LedgerError, BackendError)
 
@@ -48,7 +80,7 @@ def _one_line_errors() -> Iterator[None]:
     except EXPECTED as error:
         # One line even when a library's message spans several (LangChain's provider list).
         text = " ".join(str(error).split())
-        errors.print(f"error: {text}", markup=False, highlight=False, soft_wrap=True)
+        errors.print(f"Error: {text}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -177,7 +209,10 @@ def eval_command(
         ),
     ] = None,
     database: Annotated[
-        str | None, typer.Option(help="Ledger URL or SQLite file (default: PDR_DATABASE_URL).")
+        str | None,
+        typer.Option(
+            "--db", "--database", help="Ledger URL or SQLite file (default: PDR_DATABASE_URL)."
+        ),
     ] = None,
     checkpoints: Annotated[
         Path | None, typer.Option(help="LangGraph checkpoint file (default: PDR_CHECKPOINTS).")
@@ -277,7 +312,10 @@ def plot_command(
     ),
     title: Annotated[str | None, typer.Option(help="Figure title.")] = None,
     database: Annotated[
-        str | None, typer.Option(help="Ledger URL or SQLite file (default: PDR_DATABASE_URL).")
+        str | None,
+        typer.Option(
+            "--db", "--database", help="Ledger URL or SQLite file (default: PDR_DATABASE_URL)."
+        ),
     ] = None,
 ) -> None:
     """Plot accuracy against B_seq and B_tot (log scale, one line per method) as PNG and SVG."""
