@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,54 @@ def test_shared_benchmark_files_load() -> None:
         data = load_dataset(name, data_dir=SHARED_DATA)
         assert (len(data), data.problems[0].answer) == (rows, first)
         assert all(p.answer and p.problem for p in data.problems)
+
+
+class HubStandIn(types.ModuleType):
+    """A stand-in for the `datasets` package: the hub cannot be reached from the test machines.
+
+    ``load_dataset`` returns the rows given for a (name, config, split), or raises what a client
+    without network raises.
+    """
+
+    def __init__(self, rows: dict[tuple[str, str | None, str], list[dict[str, object]]]) -> None:
+        super().__init__("datasets")
+        self.rows = rows
+        self.asked: list[tuple[str, str | None, str]] = []
+
+    def load_dataset(self, name: str, config: str | None = None, *, split: str) -> object:
+        self.asked.append((name, config, split))
+        if (name, config, split) not in self.rows:
+            raise ConnectionError(f"Couldn't reach '{name}' on the Hub (LocalEntryNotFoundError)")
+        return self.rows[(name, config, split)]
+
+
+def test_hub_datasets_by_name_and_presets_fall_back_to_the_hub(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hub = HubStandIn(
+        {
+            ("openai/gsm8k", "main", "test"): [
+                {"question": "Eggs?", "answer": "16 - 3 - 4 = 9\n#### 18"},
+                {"question": "Robes?", "answer": "2 + 1 = 3\n#### 3"},
+            ],
+            ("MathArena/aime_2025", None, "train"): [
+                {"problem_idx": 1, "problem": "Find the sum of bases.", "answer": 70},
+            ],
+        }
+    )
+    monkeypatch.setitem(sys.modules, "datasets", hub)
+    monkeypatch.delenv("PDR_DATASETS_DIR", raising=False)
+
+    named = load_dataset("hf:openai/gsm8k:main@test")
+    assert named.name == "hf:openai/gsm8k:main@test"
+    assert [(p.id, p.problem, p.answer) for p in named.problems] == [
+        ("0", "Eggs?", "18"),
+        ("1", "Robes?", "3"),
+    ]
+    preset = load_dataset("aime25")
+    assert preset.name == "aime25"
+    assert preset.problems == [Problem(id="1", problem="Find the sum of bases.", answer="70")]
+    assert hub.asked[-1] == ("MathArena/aime_2025", None, "train")
+
+    with pytest.raises(DatasetError, match=r"could not load 'nobody/nothing' .* from the Hugging"):
+        load_dataset("hf:nobody/nothing")
