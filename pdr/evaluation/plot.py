@@ -8,6 +8,7 @@ point. Written as PNG and SVG with matplotlib's Agg backend (no display needed).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,7 @@ matplotlib.use("Agg")  # before pyplot: files only, no display, safe in threads 
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from pdr.evaluation.report import ReportRow
 
@@ -30,6 +32,19 @@ AXES = (
     ("b_seq", "B_seq: tokens on the critical path (latency)"),
     ("b_tot", "B_tot: all tokens (cost)"),
 )
+
+
+def _tokens(value: float, _position: int | None = None) -> str:
+    """A token count as a plain number: 1,000 rather than 10^3."""
+    return f"{value:,.0f}"
+
+
+def _minor_tokens(value: float, _position: int | None = None) -> str:
+    """Label the 2s and 5s between powers of ten only, so the labels never overlap."""
+    if value <= 0:
+        return ""
+    mantissa = value / 10 ** math.floor(math.log10(value))
+    return _tokens(value) if round(mantissa, 6) in (2.0, 5.0) else ""
 
 
 def accuracy_figure(rows: Sequence[ReportRow], title: str | None = None) -> Figure:
@@ -58,6 +73,10 @@ def accuracy_figure(rows: Sequence[ReportRow], title: str | None = None) -> Figu
                 linewidth=3,
             )
         axis.set_xscale("log")
+        # Plain token counts (1,200) rather than powers of ten (1.2 x 10^3) on the log axis.
+        axis.xaxis.set_major_formatter(FuncFormatter(_tokens))
+        axis.xaxis.set_minor_formatter(FuncFormatter(_minor_tokens))
+        axis.margins(x=0.08)
         axis.set_xlabel(xlabel)
         axis.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("accuracy (%), 95% Wilson interval")
