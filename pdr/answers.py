@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 
-_ANSWER_LINE = re.compile(r"(?:final answer|answer)\s*(?:is)?\s*[:=]\s*(.+)", re.IGNORECASE)
+_ANSWER_LABEL = re.compile(r"(?:final answer|answer)\s*(?:is)?\s*[:=]", re.IGNORECASE)
+# Markdown emphasis around labels and values ("**Final Answer:** 391") is not part of the answer.
+_EMPHASIS = re.compile(r"\*\*|__|(?<!\w)\*(?!\s)|(?<!\s)\*(?!\w)")
 
 
 def last_boxed(text: str) -> str | None:
-    r"""Content of the last ``\\boxed{...}`` (or ``\\fbox{...}``), nested braces included."""
+    r"""Content of the last ``\boxed{...}`` (or ``\fbox{...}``), nested braces included."""
     start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
     if start < 0:
         return None
@@ -31,12 +33,14 @@ def extract_answer(text: str) -> str | None:
     boxed = last_boxed(text)
     if boxed:
         return boxed
-    matches = _ANSWER_LINE.findall(text)
-    if not matches:
-        return None
-    answer = matches[-1].strip()
-    answer = answer.strip("$ ").rstrip(".").strip()
-    return answer or None
+    for line in reversed(_EMPHASIS.sub("", text).splitlines()):
+        labels = list(_ANSWER_LABEL.finditer(line))
+        if not labels:
+            continue
+        answer = re.sub(r"^[\s$]+|[\s$.]+$", "", line[labels[-1].end() :])
+        if answer:
+            return answer
+    return None
 
 
 def normalize_answer(answer: str | None) -> str | None:
