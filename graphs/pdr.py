@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from langgraph.graph import END, START, StateGraph
 
 from pdr.aio import SYNC_FAN_OUT, node
-from pdr.graphs.context import PDRContext
+from pdr.graphs.context import PDRContext, RefineContext
 from pdr.graphs.state import DraftTask, InputState, OutputState, State
 from pdr.nodes.distill import Distiller, distill_step, summary
 from pdr.nodes.draft import draft
@@ -13,6 +15,8 @@ from pdr.nodes.draft_batch import DraftBatchTask, draft_batch, next_round_batche
 from pdr.nodes.refine import refine
 from pdr.nodes.routing import next_round
 from pdr.nodes.start import start
+
+ContextT = TypeVar("ContextT", bound=RefineContext)
 
 
 def build_pdr(
@@ -28,8 +32,15 @@ def build_pdr(
     ``batch_drafts=True`` asks for the drafts of a round that share a workspace in one n-sample
     request (``pdr.nodes.draft_batch``), for backends that support it (OpenAI, vLLM).
     """
+    return build_rounds(PDRContext, distill, batch_drafts=batch_drafts)
+
+
+def build_rounds(
+    context_schema: type[ContextT], distill: Distiller, *, batch_drafts: bool = False
+) -> StateGraph[State, ContextT, InputState, OutputState]:
+    """The round loop shared by PDR and SR: start, fan out drafts, distill, loop or refine."""
     builder = StateGraph(
-        State, context_schema=PDRContext, input_schema=InputState, output_schema=OutputState
+        State, context_schema=context_schema, input_schema=InputState, output_schema=OutputState
     )
     builder.add_node("start", node(start))
     if batch_drafts:
