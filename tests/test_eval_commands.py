@@ -165,3 +165,18 @@ def test_unknown_dataset_model_and_experiment(app: typer.Typer, tmp_path: Path) 
     result = runner.invoke(app, ["plot", "missing", "--database", str(tmp_path / "ledger.sqlite")])
     assert result.exit_code == 2
     assert result.output.startswith("Error: no experiment 'missing' in the ledger")
+
+
+def test_progress_lines_when_not_on_a_terminal(
+    app: typer.Typer, model: ScriptedChatModel, tmp_path: Path
+) -> None:
+    args = eval_args(tmp_path, "--method", "long_cot", "--config", "long_cot:max_tokens=8")
+    args.remove("--no-progress")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("evaluate:")]
+    assert [line.split(" (")[0] for line in lines] == [
+        "evaluate: 1/3 acc 100.0% of 1",
+        "evaluate: 2/3 acc 100.0% of 2",
+        "evaluate: 3/3 acc 100.0% of 3",
+    ]

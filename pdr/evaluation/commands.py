@@ -85,10 +85,15 @@ def _one_line_errors() -> Iterator[None]:
 
 
 class _Bar:
-    """A Rich progress bar per phase: items done/total and the running accuracy."""
+    """A Rich progress bar per phase: items done/total and the running accuracy.
 
-    def __init__(self, progress: Progress) -> None:
+    Off a terminal (a log file, CI) a live bar cannot redraw, so a plain line is printed instead
+    every twentieth of the phase and at its end.
+    """
+
+    def __init__(self, progress: Progress, lines: bool = False) -> None:
         self.progress = progress
+        self.lines = lines
         self.tasks: dict[str, TaskID] = {}
 
     def __call__(self, state: h.Progress) -> None:
@@ -102,6 +107,13 @@ class _Bar:
         if state.skipped:
             acc += f", {state.skipped} done before"
         self.progress.update(self.tasks[state.phase], completed=state.done, acc=acc)
+        step = max(1, state.total // 20)
+        if self.lines and state.finished and (state.done % step == 0 or state.done == state.total):
+            elapsed = self.progress.tasks[self.tasks[state.phase]].elapsed or 0.0
+            console.print(
+                f"{state.phase}: {state.done}/{state.total} {acc} ({elapsed:.0f} s)",
+                highlight=False,
+            )
 
 
 def _ladders(methods: list[str], configs: list[str], max_tokens: int) -> list[h.Config]:
@@ -277,7 +289,7 @@ def eval_command(
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=console,
-            disable=not progress,
+            disable=not progress or not console.is_terminal,
         )
         harness = h.Harness(
             spec,
@@ -285,7 +297,7 @@ def eval_command(
             name=name,
             concurrency=concurrency,
             checkpoints=checkpoints,
-            on_progress=_Bar(bar_view),
+            on_progress=_Bar(bar_view, lines=progress and not console.is_terminal),
         )
         console.print(
             f"experiment [bold]{harness.name}[/bold] (id {harness.experiment_id}): "
