@@ -80,7 +80,11 @@ class RunContext:
     )
     seed: int = field(
         default_factory=lambda: _env("seed", 0),
-        metadata=_meta("Seed for sampling and for random workspaces; the same seed repeats a run."),
+        metadata=_meta(
+            "Seed of every call and of the random workspaces. Workspaces repeat exactly; samples "
+            "repeat where the backend is deterministic (llama.cpp's can vary with its prompt "
+            "cache and thread count)."
+        ),
     )
     max_concurrency: int = field(
         default_factory=lambda: _env("max_concurrency", 16),
