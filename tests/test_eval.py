@@ -24,6 +24,7 @@ from pdr.evaluation.harness import (
     Measurement,
     Progress,
     default_ladder,
+    matching_markdown,
     parse_config,
     pick_configs,
     stored_report,
@@ -276,6 +277,11 @@ async def test_budget_matching_runs_the_nearest_configuration_on_every_item(
         ("long_cot", 2, 42.0, 4),
         ("sr", 1, 36.0, 4),
         ("sr", 2, 54.0, 4),
+    ]
+    assert matching_markdown(report).splitlines()[2:5] == [
+        "| long_cot | max_tokens=8 | 2 | 18 | 21 |",
+        "| long_cot | max_tokens=16 | 2 | 26 | - |",
+        "| long_cot | max_tokens=32 | 2 | 42 | 50 |",
     ]
     # The same report comes back from the ledger alone (what `pdr plot` uses).
     stored = stored_report(ledger, report.name)

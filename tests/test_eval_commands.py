@@ -94,10 +94,16 @@ def test_eval_writes_tables_and_figures_then_resumes_with_no_calls(
     for name in ("results.md", "results.csv", "accuracy.png", "accuracy.svg"):
         assert (tmp_path / "out" / name).stat().st_size > 0
     table = (tmp_path / "out" / "results.md").read_text().splitlines()
-    assert [line.split(" | ")[:7] for line in table[2:]] == [
+    assert [line.split(" | ")[:7] for line in table[2:5]] == [
         ["| long_cot", "1", "max_tokens=8", "3", "100.0%", "43.9-100.0%", "18"],
         ["| long_cot", "2", "max_tokens=32", "3", "100.0%", "43.9-100.0%", "42"],
         ["| sr", "1", "kappa=8 max_tokens=8 rounds=2", "3", "100.0%", "43.9-100.0%", "36"],
+    ]
+    assert table[5:8] == ["", "Budget matching (calibration runs):", ""]
+    assert table[10:] == [
+        "| long_cot | max_tokens=8 | 1 | 18 | 20 |",
+        "| long_cot | max_tokens=32 | 1 | 42 | 40 |",
+        "| sr | kappa=8 max_tokens=8 rounds=2 | 1 | 36 | 20, 40 |",
     ]
 
     again = runner.invoke(app, args)

@@ -158,9 +158,16 @@ def _print_report(report: h.EvalReport) -> None:
         console.print("no finished runs yet")
 
 
+def _markdown(report: h.EvalReport) -> str:
+    """The results table, then (with budgets) the budget-matching table."""
+    text = markdown_table(report.rows)
+    matching = h.matching_markdown(report)
+    return f"{text}\nBudget matching (calibration runs):\n\n{matching}" if matching else text
+
+
 def _write_outputs(report: h.EvalReport, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.md").write_text(markdown_table(report.rows))
+    (out / "results.md").write_text(_markdown(report))
     (out / "results.csv").write_text(csv_text(report.rows))
     return [out / "results.md", out / "results.csv", *write_figures(report.rows, out)]
 
@@ -338,7 +345,7 @@ def plot_command(
             raise h.EvalError(f"experiment {experiment!r} has no finished runs to plot yet")
         _print_report(report)
         out.mkdir(parents=True, exist_ok=True)
-        (out / f"{stem}.md").write_text(markdown_table(report.rows))
+        (out / f"{stem}.md").write_text(_markdown(report))
         (out / f"{stem}.csv").write_text(csv_text(report.rows))
         paths = [out / f"{stem}.md", out / f"{stem}.csv"]
         paths += write_figures(report.rows, out, stem=stem, title=title or report.name)

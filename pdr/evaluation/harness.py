@@ -550,6 +550,29 @@ class Harness:
         )
 
 
+def matching_markdown(report: EvalReport) -> str:
+    """The budget-matching table of a report as Markdown ("" without budgets).
+
+    One row per ladder configuration: its mean B_seq on the calibration items and the targets
+    that picked it.
+    """
+    if not report.measurements:
+        return ""
+    lines = [
+        "| method | configuration | calibration runs | measured B_seq | picked for target B_seq |",
+        "|---|---|---|---|---|",
+    ]
+    for measurement in report.measurements:
+        config = measurement.config
+        targets = ", ".join(str(p.target) for p in report.picks if p.config == config)
+        measured = f"{measurement.b_seq:,.0f}" if measurement.runs else "-"
+        shown = config.label.removeprefix(config.method).strip()
+        lines.append(
+            f"| {config.method} | {shown} | {measurement.runs} | {measured} | {targets or '-'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def to_run_result(row: ResultRow) -> RunResult:
     """A ledger result as the report sees it (a failed run is a wrong answer)."""
     return RunResult(
