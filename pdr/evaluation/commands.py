@@ -146,7 +146,7 @@ def _print_report(report: h.EvalReport) -> None:
             measured = f"{measurement.b_seq:,.0f}" if measurement.runs else "-"
             table.add_row(
                 measurement.config.method,
-                measurement.config.label,
+                measurement.config.label.removeprefix(measurement.config.method).strip(),
                 str(measurement.runs),
                 measured,
                 ", ".join(targets),
