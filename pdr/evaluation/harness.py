@@ -19,9 +19,12 @@ The default ladders, for a base output cap T (``max_tokens``, per call):
 - sr: rounds 2, 3, 4 (a first answer plus 1-3 refinements), max_tokens T, kappa T.
 - pdr: schedules [2, 1], [4, 1], [4, 2, 1] with the summary distiller, max_tokens T, kappa T.
 
-Their B_seq grow roughly as 1, 2, 4 (long CoT), 2, 3, 4 (SR) and 3, 3, 5 (PDR: drafts, summary
-and refine per round) prompt-plus-T units, so targets between one and five times (prompt + T)
-find a neighbour in every ladder.
+When every call uses its whole cap, their B_seq are about 1, 2, 4 (long CoT), 2, 3, 4 (SR) and
+3, 3, 5 (PDR: drafts, summary and refine per round) units of (prompt + T), so targets from one to
+five units find a neighbour in every ladder. A model that stops early spends less: a long chain of
+thought that ends after 70 tokens measures the same B_seq at every cap, and then every target
+picks the same configuration (the report shows one level for that method). Matching on measured
+budgets, not on caps, is what keeps such a method from being credited with a budget it never used.
 """
 
 from __future__ import annotations
