@@ -9,8 +9,10 @@ SQLite files in the test's folder.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -115,6 +117,10 @@ async def test_grid_runs_every_cell_and_stores_it(
     assert (rows["long_cot"].b_seq, rows["long_cot"].b_tot, rows["long_cot"].calls) == (18, 18, 1)
     assert (rows["sr"].b_seq, rows["sr"].b_tot, rows["sr"].calls) == (36, 36, 2)
     assert (rows["pdr"].b_seq, rows["pdr"].b_tot, rows["pdr"].calls) == (50, 68, 4)
+
+    # Runs share the checkpoint file: WAL mode, or concurrent runs hit "database is locked".
+    with closing(sqlite3.connect(tmp_path / "checkpoints.sqlite")) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
     # Progress: one update before and one after every run, with the running accuracy.
     assert seen[0] == Progress("evaluate", 0, 24)

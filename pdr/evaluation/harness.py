@@ -32,8 +32,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -43,6 +45,7 @@ from pdr.evaluation.report import ReportRow, RunResult, summarize
 from pdr.grading import grade_answer
 from pdr.graphs.context import ContextError, RunContext
 from pdr.runner import make_context, run_problem
+from pdr.settings import checkpoints_path
 from pdr.store.ledger import Ledger, LedgerError, ResultRow
 
 METHODS: tuple[str, ...] = ("pdr", "sr", "long_cot")
@@ -461,6 +464,7 @@ class Harness:
 
     async def run(self) -> EvalReport:
         """Calibrate (with budgets), then evaluate; returns the report of the experiment."""
+        write_ahead_log(checkpoints_path(self.checkpoints))
         await self._run_cells("calibrate", self.calibration_cells())
         chosen = self.chosen_configs()
         if self.spec.budgets and not chosen:
@@ -574,6 +578,18 @@ def matching_markdown(report: EvalReport) -> str:
             f"| {config.method} | {shown} | {measurement.runs} | {measured} | {targets or '-'} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def write_ahead_log(path: Path) -> None:
+    """Put the checkpoint SQLite file in WAL mode (a setting the file keeps).
+
+    Every run opens its own connection to the checkpoint file; in SQLite's default rollback mode a
+    run writing its checkpoint and another reading or writing one get "database is locked" under
+    load. In WAL mode readers never block the writer and writers queue on the busy timeout.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(path, timeout=30)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
 
 
 def to_run_result(row: ResultRow) -> RunResult:
