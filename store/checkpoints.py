@@ -31,6 +31,9 @@ def _prepare(path: str | Path) -> str:
 def sqlite_checkpointer(path: str | Path) -> SqliteSaver:
     """A SqliteSaver on ``path`` (created with its folder if missing), usable from any thread."""
     connection = sqlite3.connect(_prepare(path), check_same_thread=False)
+    # WAL lets concurrent runs on one file read while another writes ("database is locked" in
+    # the default rollback mode under load); the file keeps the setting.
+    connection.execute("PRAGMA journal_mode=WAL")
     return SqliteSaver(connection)
 
 
@@ -48,5 +51,6 @@ async def open_async_graph(
 ) -> AsyncIterator[CompiledStateGraph[Any, Any, Any, Any]]:
     """Compile ``builder`` with an AsyncSqliteSaver on ``path``; the connection closes on exit."""
     async with aiosqlite.connect(_prepare(path)) as connection:
+        await connection.execute("PRAGMA journal_mode=WAL")
         saver = AsyncSqliteSaver(connection)
         yield builder.compile(checkpointer=saver, name=name or "graph")
