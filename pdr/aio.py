@@ -1,8 +1,11 @@
-"""Run the async nodes from LangGraph's synchronous API (``invoke``/``stream``).
+"""Run the async nodes from LangGraph's synchronous API (``invoke``/``stream``) as well.
 
-Every node is an async function. For the sync API, each node also gets a synchronous face that
-hands the coroutine to one process-wide background event loop, so model clients, the concurrency
-cap and the local model's worker threads all live on a single loop, whichever API started the run.
+Every node is an async function ``(state, runtime) -> update``. ``node`` wraps one in
+langchain-core's public ``RunnableLambda`` with both faces: ``ainvoke`` awaits the function on the
+caller's event loop; ``invoke`` hands the coroutine to one process-wide background event loop, so
+the concurrency cap and the local model's worker threads live on a single loop whichever thread
+LangGraph's sync executor runs the node in. Model clients are per event loop (``pdr.models``), so
+any sequence of ``invoke``, ``ainvoke`` and ``asyncio.run`` in one process works.
 """
 
 from __future__ import annotations
@@ -10,13 +13,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
-import functools
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from langchain_core.runnables import RunnableConfig
-from langgraph._internal._runnable import RunnableCallable
+from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langgraph.runtime import Runtime, get_runtime
 
 T = TypeVar("T")
 
@@ -30,7 +32,7 @@ _loop_lock = threading.Lock()
 
 
 def background_loop() -> asyncio.AbstractEventLoop:
-    """The shared event loop, started on first use in a daemon thread."""
+    """The shared event loop of the sync API, started on first use in a daemon thread."""
     global _loop
     with _loop_lock:
         if _loop is None:
@@ -56,8 +58,8 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
         def settle(finished: asyncio.Task[T]) -> None:
             if finished.cancelled():
                 done.cancel()
-            elif finished.exception() is not None:
-                done.set_exception(finished.exception())
+            elif (error := finished.exception()) is not None:
+                done.set_exception(error)
             else:
                 done.set_result(finished.result())
 
@@ -67,11 +69,19 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     return done.result()
 
 
-def node(function: Callable[..., Awaitable[Any]]) -> RunnableCallable:
-    """An async node usable from both ``ainvoke`` (directly) and ``invoke`` (background loop)."""
+NodeFunction = Callable[[Any, Runtime[Any]], Awaitable[Any]]
 
-    @functools.wraps(function)
-    def sync_face(*args: Any, **kwargs: Any) -> Any:
-        return run_sync(function(*args, **kwargs))  # type: ignore[arg-type]
 
-    return RunnableCallable(sync_face, function, name=function.__name__)
+def node(function: NodeFunction) -> RunnableLambda[Any, Any]:
+    """An async ``(state, runtime)`` node usable from ``ainvoke`` and from ``invoke``.
+
+    The runtime comes from LangGraph's public ``get_runtime()`` inside the running node.
+    """
+
+    async def run_async(state: Any) -> Any:
+        return await function(state, get_runtime())
+
+    def run_blocking(state: Any) -> Any:
+        return run_sync(function(state, get_runtime()))  # type: ignore[arg-type]
+
+    return RunnableLambda(run_blocking, afunc=run_async, name=function.__name__)

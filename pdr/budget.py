@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Literal, NotRequired
+from typing import Literal, NamedTuple, NotRequired
 
 # typing_extensions' TypedDict: pydantic (LangGraph Studio's schemas) rejects typing's on 3.11.
 from typing_extensions import TypedDict
@@ -70,13 +70,21 @@ def critical_tokens(record: CallRecord) -> int:
     return record["input_tokens"] + longest
 
 
-def total_budget(records: Iterable[CallRecord]) -> int:
-    """B_tot: every call's input and output tokens, failed attempts included."""
-    return sum(call_tokens(record) for record in records)
+class Budgets(NamedTuple):
+    """The two budgets of a set of call records (see the module docstring)."""
+
+    b_seq: int
+    b_tot: int
 
 
-def sequential_budget(records: Iterable[CallRecord]) -> int:
-    """B_seq: the sum over rounds and stages of the most expensive branch of each stage."""
+def budgets(records: Iterable[CallRecord]) -> Budgets:
+    """B_seq and B_tot of ``records``: the one place either figure is computed.
+
+    B_tot is every call's input and output tokens, failed attempts included. B_seq is the sum over
+    rounds and stages of the most expensive branch of each stage, a branch costing the sum of its
+    attempts' critical tokens.
+    """
+    records = list(records)
     branch_cost: dict[tuple[int, int, int], int] = defaultdict(int)
     for record in records:
         stage = STAGE_ORDER.index(record["role"])
@@ -84,4 +92,6 @@ def sequential_budget(records: Iterable[CallRecord]) -> int:
     stage_cost: dict[tuple[int, int], int] = defaultdict(int)
     for (round_, stage, _index), cost in branch_cost.items():
         stage_cost[(round_, stage)] = max(stage_cost[(round_, stage)], cost)
-    return sum(stage_cost.values())
+    return Budgets(
+        b_seq=sum(stage_cost.values()), b_tot=sum(call_tokens(record) for record in records)
+    )

@@ -1,15 +1,21 @@
-"""Every model call of every node goes through ``call_model``: cap, retries, timing, records."""
+"""Every model call of every node goes through ``call_model``: cap, retries, timing, records.
+
+Each attempt yields one ledger record (``pdr.budget.CallRecord``). The record leaves here by one
+route: a ``call_finished`` event on the graph's custom stream (``pdr.events``), which the runner
+writes to the ledger; the node also returns the records in its ``calls`` update, from which the
+graph's own output computes B_seq and B_tot.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from pdr.budget import CallRecord, Role
-from pdr.graphs.context import RunContext
+from pdr.events import CALL_FINISHED, emit
+from pdr.graphs.context import RefineContext, RunContext
 from pdr.models import Generation, Message, SamplingOptions, TransientBackendError, get_backend
 
 # Seconds before retry n is 2**n times this; tests set it to 0.
@@ -21,35 +27,11 @@ _limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.
 
 
 def _limit(cap: int) -> asyncio.Semaphore:
-    """One semaphore per event loop and cap, shared by every node of every run in this process."""
+    """One semaphore per event loop and cap, shared by every node of every run on that loop."""
     per_loop = _limits.setdefault(asyncio.get_running_loop(), {})
     if cap not in per_loop:
         per_loop[cap] = asyncio.Semaphore(cap)
     return per_loop[cap]
-
-
-CallListener = Callable[[CallRecord], None]
-_listeners: list[CallListener] = []
-
-
-def add_call_listener(listener: CallListener) -> None:
-    """Have ``listener`` see every ledger record the moment its call ends (failed attempts too).
-
-    Listeners run inside the node, so ``langgraph.config.get_config()`` tells them the thread.
-    """
-    _listeners.append(listener)
-
-
-def remove_call_listener(listener: CallListener) -> None:
-    """Stop sending records to ``listener``."""
-    if listener in _listeners:
-        _listeners.remove(listener)
-
-
-def _publish(record: CallRecord) -> CallRecord:
-    for listener in list(_listeners):
-        listener(record)
-    return record
 
 
 @dataclass(frozen=True)
@@ -80,13 +62,25 @@ def call_seed(context: RunContext, round_: int, index: int) -> int:
 
 
 def sampling_for(
-    context: RunContext, role: Role, max_tokens: int, temperature: float, n: int = 1, seed: int = 0
+    context: RunContext, role: Role, round_: int, index: int, n: int = 1
 ) -> SamplingOptions:
-    """Sampling options of one call, with the provider knobs from the run context."""
+    """Sampling options of one call of ``role``: its output cap, temperature, seed and knobs.
+
+    Drafts, refinement and long CoT use ``max_tokens`` and ``temperature``; verification uses
+    ``verify_max_tokens``; a summary is capped at ``kappa``; both use ``distill_temperature``.
+    """
+    if role == "verify":
+        cap, temperature = context.verify_max_tokens, context.distill_temperature
+    elif role == "distill":
+        if not isinstance(context, RefineContext):
+            raise TypeError("a distill call needs a RefineContext (it is capped at kappa)")
+        cap, temperature = context.kappa, context.distill_temperature
+    else:
+        cap, temperature = context.max_tokens, context.temperature
     return SamplingOptions(
-        max_tokens=max_tokens,
+        max_tokens=cap,
         temperature=temperature,
-        seed=seed,
+        seed=call_seed(context, round_, index),
         n=n,
         reasoning_effort=context.reasoning_effort,
         thinking_budget=context.thinking_budget,
@@ -100,48 +94,55 @@ async def call_model(
     round_: int,
     index: int,
     messages: list[Message],
-    options: SamplingOptions,
+    n: int = 1,
+    options: SamplingOptions | None = None,
 ) -> CallResult:
     """Call the model serving ``role`` under the concurrency cap, retrying transient failures.
 
-    Every attempt yields a ledger record, failed ones too (with their error), so B_tot sees all of
-    them. Raises CallFailedError when the last attempt fails.
+    ``options`` defaults to ``sampling_for(context, role, round_, index, n)``. Every attempt
+    yields a ledger record, failed ones too (with their error), so B_tot sees all of them; each is
+    emitted as a ``call_finished`` event the moment the attempt ends. Raises CallFailedError when
+    the last attempt fails.
     """
+    options = options or sampling_for(context, role, round_, index, n)
     spec = context.model_for(role)
     backend = get_backend(spec)
     records: list[CallRecord] = []
+
+    def keep(record: CallRecord) -> None:
+        records.append(record)
+        emit(CALL_FINISHED, record=record)
+
     for attempt in range(context.max_retries + 1):
         started = time.perf_counter()
         try:
             async with _limit(context.max_concurrency):
                 generation = await backend.generate(messages, options)
         except TransientBackendError as error:
-            records.append(_publish(_failed(spec, role, round_, index, attempt, started, error)))
+            keep(_failed(spec, role, round_, index, attempt, started, error))
             if attempt == context.max_retries:
                 raise CallFailedError(f"{role} call failed: {error}", records) from error
             await asyncio.sleep(min(RETRY_BACKOFF_S * 2.0**attempt, 30.0))
             continue
         except Exception as error:
-            records.append(_publish(_failed(spec, role, round_, index, attempt, started, error)))
+            keep(_failed(spec, role, round_, index, attempt, started, error))
             raise CallFailedError(f"{role} call to {spec!r} failed: {error}", records) from error
-        records.append(
-            _publish(
-                CallRecord(
-                    role=role,
-                    round=round_,
-                    index=index,
-                    attempt=attempt,
-                    model=spec,
-                    input_tokens=generation.input_tokens,
-                    output_tokens=generation.output_tokens,
-                    reasoning_tokens=generation.reasoning_tokens,
-                    cached_tokens=generation.cached_tokens,
-                    samples=len(generation.texts),
-                    sample_output_tokens=generation.sample_output_tokens,
-                    latency_s=round(time.perf_counter() - started, 4),
-                    estimated=generation.estimated,
-                    error=None,
-                )
+        keep(
+            CallRecord(
+                role=role,
+                round=round_,
+                index=index,
+                attempt=attempt,
+                model=spec,
+                input_tokens=generation.input_tokens,
+                output_tokens=generation.output_tokens,
+                reasoning_tokens=generation.reasoning_tokens,
+                cached_tokens=generation.cached_tokens,
+                samples=len(generation.texts),
+                sample_output_tokens=generation.sample_output_tokens,
+                latency_s=round(time.perf_counter() - started, 4),
+                estimated=generation.estimated,
+                error=None,
             )
         )
         return CallResult(generation, records)

@@ -17,6 +17,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from pdr.events import ANSWER, DRAFT_FINISHED, DRAFT_VERIFIED, ROUND_STARTED, WORKSPACE_WRITTEN
+
 
 @dataclass
 class RoundView:
@@ -67,12 +69,12 @@ class LiveView:
         """Take one progress event into account and show it."""
         kind = event.get("event")
         line: str | None = None
-        if kind == "round_started":
+        if kind == ROUND_STARTED:
             number = int(event["round"])
             self.total_rounds = int(event.get("rounds", self.total_rounds))
             self.rounds[number] = RoundView(drafts=int(event["drafts"]))
             line = f"round {number}/{self.total_rounds} started: {event['drafts']} drafts"
-        elif kind == "draft_finished":
+        elif kind == DRAFT_FINISHED:
             view = self._round(int(event["round"]))
             index = int(event["index"])
             tokens = (int(event["input_tokens"]), int(event["output_tokens"]))
@@ -81,17 +83,18 @@ class LiveView:
                 f"  draft {event['round']}.{index} finished: {tokens[0]} in + {tokens[1]} out "
                 f"tokens, answer {event.get('answer')}"
             )
-        elif kind == "draft_verified":
+        elif kind == DRAFT_VERIFIED:
             view = self._round(int(event["round"]))
             view.scores[int(event["index"])] = float(event["score"])
             line = f"  draft {event['round']}.{event['index']} verified: score {event['score']}"
-        elif kind == "workspace_written":
+        elif kind == WORKSPACE_WRITTEN:
             view = self._round(int(event["round"]))
-            view.workspaces = int(event.get("workspaces", 1))
-            view.workspace_tokens = int(event["tokens"])
+            counts = [int(count) for count in event["tokens"]]
+            view.workspaces = len(counts)
+            view.workspace_tokens = max(counts)
             shown = "workspace" if view.workspaces == 1 else f"{view.workspaces} workspaces"
-            line = f"  {shown} written after round {event['round']}: {event['tokens']} tokens"
-        elif kind == "answer":
+            line = f"  {shown} written after round {event['round']}: {max(counts)} tokens"
+        elif kind == ANSWER:
             self.answer = event
         if self.quiet:
             return

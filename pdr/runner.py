@@ -1,10 +1,14 @@
 """Run one problem through one graph, with checkpoints, the ledger and live progress events.
 
 ``run_problem`` builds the chosen graph ("pdr", "sr" or "long_cot") with the chosen distill
-operator, compiles it with the async SQLite checkpointer, streams it (progress events go to
-``on_event``), writes the run, its calls (as they end) and its workspaces to the ledger, and
-returns a ``RunOutcome``. ``resume_problem`` continues a stopped run from its last checkpoint with
-the context stored in the ledger; calls that completed before the stop are not made again.
+operator, compiles it with the async SQLite checkpointer and streams it. The runner is the one
+reader of the graph's custom stream (``pdr.events``) and the one writer of the ledger: every
+``call_finished`` event becomes a call row the moment it arrives, every ``workspace_written``
+event the round's workspace rows, and every event also goes to ``on_event`` (progress). When the
+run ends, the ledger closes it and computes B_seq and B_tot from its rows; the returned
+``RunOutcome`` reports exactly those figures. ``resume_problem`` continues a stopped run from its
+last checkpoint with the context stored in the ledger; calls that completed before the stop are
+not made again.
 """
 
 from __future__ import annotations
@@ -18,44 +22,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.config import get_config
 from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import StreamMode
 
-from pdr.budget import CallRecord, sequential_budget, total_budget
-from pdr.calls import add_call_listener, remove_call_listener
-from pdr.graphs.context import (
-    ContextError,
-    LongCoTContext,
-    PDRContext,
-    RunContext,
-    SRContext,
-    context_fields,
-)
-from pdr.graphs.long_cot import build_long_cot
-from pdr.graphs.pdr import build_pdr
-from pdr.graphs.sr import build_sr
-from pdr.models import get_backend
-from pdr.nodes.distill import DISTILLERS, distiller
-from pdr.nodes.scoring import SCORERS
-from pdr.nodes.workspace import count_tokens
+from pdr.budget import CallRecord, budgets
+from pdr.events import CALL_FINISHED, WORKSPACE_WRITTEN
+from pdr.graphs.catalog import build_graph, check_models, context_type, method_names
+from pdr.graphs.context import ContextError, RunContext, context_fields
 from pdr.settings import checkpoints_path
 from pdr.store.checkpoints import open_async_graph
-from pdr.store.ledger import Ledger, LedgerError, RunDetail
+from pdr.store.ledger import Ledger, LedgerError, Status
+from pdr.store.rows import RunDetail
 
-GraphName = Literal["pdr", "sr", "long_cot"]
-CONTEXT_TYPES: dict[str, type[RunContext]] = {
-    "pdr": PDRContext,
-    "sr": SRContext,
-    "long_cot": LongCoTContext,
-}
-GRAPHS: tuple[str, ...] = tuple(CONTEXT_TYPES)
-DISTILL_NAMES: tuple[str, ...] = tuple(sorted(DISTILLERS))
-SCORER_NAMES: tuple[str, ...] = tuple(sorted(SCORERS))
-MODEL_FIELDS = ("model", "draft_model", "distill_model", "verify_model", "refine_model")
-
-STREAM_MODES: list[StreamMode] = ["updates", "custom"]
+STREAM_MODES: list[StreamMode] = ["custom"]
 
 EventHandler = Callable[[dict[str, Any]], None]
 Grader = Callable[[str | None, str], bool]
@@ -90,77 +70,66 @@ class RunOutcome:
     grade: bool | None = None
 
 
-def context_type(graph: str) -> type[RunContext]:
-    """The run context class of ``graph``; raises ContextError naming the valid graphs."""
-    if graph not in CONTEXT_TYPES:
-        raise ContextError(f"graph: unknown graph {graph!r}; choose one of {', '.join(GRAPHS)}")
-    return CONTEXT_TYPES[graph]
+class _Recorder:
+    """The ledger side of one run's stream: call and workspace events become rows as they come."""
 
-
-def make_context(graph: str, **values: Any) -> RunContext:
-    """The run context of ``graph`` from ``values``; None values keep the field's default.
-
-    Raises:
-        ContextError: naming the field, for a value the graph cannot use or does not take.
-    """
-    kind = context_type(graph)
-    accepted = context_fields(kind)
-    for name, value in values.items():
-        if value is not None and name not in accepted:
-            raise ContextError(f"{name}: the {graph} graph does not take this parameter")
-    return kind(**{name: value for name, value in values.items() if value is not None})
-
-
-def build_graph(
-    graph: str, distill: str = "summary", scorer: str = "vote"
-) -> StateGraph[Any, Any, Any, Any]:
-    """The uncompiled builder of ``graph`` (the distill operator and scorer matter for PDR)."""
-    context_type(graph)
-    if distill not in DISTILLERS:
-        raise ContextError(
-            f"distill: unknown operator {distill!r}; choose one of {', '.join(DISTILL_NAMES)}"
-        )
-    if scorer not in SCORERS:
-        raise ContextError(
-            f"scorer: unknown scorer {scorer!r}; choose one of {', '.join(SCORER_NAMES)}"
-        )
-    if graph == "pdr":
-        return build_pdr(distill=distiller(distill, scorer))
-    if graph == "sr":
-        return build_sr()
-    return build_long_cot()
-
-
-def check_models(context: RunContext) -> None:
-    """Build the backend of every model the context names, before any call is made.
-
-    Raises:
-        ContextError: naming the field whose model spec cannot be used, with the backend's reason.
-    """
-    for name in MODEL_FIELDS:
-        spec = getattr(context, name)
-        if spec is None:
-            continue
-        try:
-            get_backend(spec)
-        except Exception as error:
-            raise ContextError(f"{name}: {error}") from error
-
-
-class _Collector:
-    """Keeps the call records of one thread made in this process (for failed runs' budgets)."""
-
-    def __init__(self, thread_id: str) -> None:
+    def __init__(self, thread_id: str, ledger: Ledger | None, earlier: list[CallRecord]) -> None:
         self.thread_id = thread_id
-        self.records: list[CallRecord] = []
+        self.ledger = ledger
+        self.records = list(earlier)
 
-    def __call__(self, record: CallRecord) -> None:
-        try:
-            thread_id = get_config()["configurable"]["thread_id"]
-        except (RuntimeError, KeyError):
-            return
-        if thread_id == self.thread_id:
+    def take(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == CALL_FINISHED:
+            record: CallRecord = event["record"]
             self.records.append(record)
+            if self.ledger is not None:
+                self.ledger.record_call(self.thread_id, record)
+        elif kind == WORKSPACE_WRITTEN and self.ledger is not None:
+            written = zip(event["texts"], event["tokens"], strict=True)
+            for index, (text, tokens) in enumerate(written):
+                self.ledger.record_workspace(
+                    self.thread_id, int(event["round"]), text, int(tokens), index
+                )
+
+    def close(
+        self,
+        *,
+        answer: str | None,
+        final_text: str | None,
+        wall_s: float,
+        status: Status,
+        grade: bool | None = None,
+        error: str | None = None,
+    ) -> RunOutcome:
+        """Close the run in the ledger (which computes its budgets from its rows) and report it."""
+        if self.ledger is None:
+            b_seq, b_tot = budgets(self.records)
+            calls = self.records
+        else:
+            b_seq, b_tot = self.ledger.finish_run(
+                self.thread_id,
+                answer=answer,
+                final_text=final_text,
+                wall_s=wall_s,
+                status=status,
+                grade=grade,
+                error=error,
+            )
+            stored = self.ledger.get_run(self.thread_id)
+            calls = stored.call_records if stored is not None else self.records
+        return RunOutcome(
+            thread_id=self.thread_id,
+            answer=answer,
+            final_text=final_text,
+            b_seq=b_seq,
+            b_tot=b_tot,
+            wall_s=wall_s,
+            calls=calls,
+            status="done" if status == "done" else "failed",
+            error=error,
+            grade=grade,
+        )
 
 
 async def _stream(
@@ -168,12 +137,11 @@ async def _stream(
     payload: dict[str, Any] | None,
     config: RunnableConfig,
     context: RunContext,
-    ledger: Ledger | None,
-    thread_id: str,
+    recorder: _Recorder,
     on_event: EventHandler | None,
 ) -> dict[str, Any]:
-    """Stream the graph to its end; returns the final state values."""
-    async for mode, chunk in compiled.astream(
+    """Stream the graph to its end, handing every event on; returns the final state values."""
+    async for chunk in compiled.astream(
         payload,
         config,
         context=context,
@@ -182,16 +150,11 @@ async def _stream(
         # process killed mid-round resumes without repeating a completed call.
         durability="sync",
     ):
-        if mode == "custom" and on_event is not None and isinstance(chunk, dict):
-            on_event(chunk)
-        elif mode == "updates" and ledger is not None and isinstance(chunk, dict):
-            update = chunk.get("distill")
-            if isinstance(update, dict) and "workspaces" in update:
-                written_round = int(update["round"]) - 1
-                for index, text in enumerate(update["workspaces"]):
-                    ledger.record_workspace(
-                        thread_id, written_round, text, count_tokens(text, context), index
-                    )
+        _mode, event = chunk
+        if isinstance(event, dict):
+            recorder.take(event)
+            if on_event is not None:
+                on_event(event)
     snapshot = await compiled.aget_state(config)
     if snapshot.next:
         raise RuntimeError(f"the run stopped before its end, at {', '.join(snapshot.next)}")
@@ -204,58 +167,45 @@ async def _execute(
     graph: str,
     payload: dict[str, Any] | None,
     context: RunContext,
-    thread_id: str,
-    ledger: Ledger | None,
+    recorder: _Recorder,
     checkpoints: str | Path | None,
     on_event: EventHandler | None,
     gold: str | None,
     grade: Grader | None,
     earlier_wall_s: float = 0.0,
-    earlier_calls: list[CallRecord] | None = None,
 ) -> RunOutcome:
     """Run (or continue) the thread to its end, closing its ledger row either way."""
-    config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
-    collector = _Collector(thread_id)
-    add_call_listener(collector)
+    config: RunnableConfig = {"configurable": {"thread_id": recorder.thread_id}}
     started = time.perf_counter()
+
+    def elapsed() -> float:
+        return round(earlier_wall_s + time.perf_counter() - started, 3)
+
     try:
         async with open_async_graph(builder, checkpoints_path(checkpoints), name=graph) as app:
             snapshot = await app.aget_state(config)
             if payload is None and not snapshot.next and "final_text" in snapshot.values:
                 values = dict(snapshot.values)  # finished, but the process died before the ledger
             else:
-                values = await _stream(app, payload, config, context, ledger, thread_id, on_event)
+                values = await _stream(app, payload, config, context, recorder, on_event)
     except (asyncio.CancelledError, KeyboardInterrupt):
-        if ledger is not None:
-            calls = [*(earlier_calls or []), *collector.records]
-            ledger.finish_run(
-                thread_id,
+        if recorder.ledger is not None:
+            recorder.close(
                 answer=None,
                 final_text=None,
-                b_seq=sequential_budget(calls),
-                b_tot=total_budget(calls),
-                wall_s=earlier_wall_s + time.perf_counter() - started,
+                wall_s=elapsed(),
                 status="failed",
-                error=f"interrupted; continue it with: pdr resume {thread_id}",
+                error=f"interrupted; continue it with: pdr resume {recorder.thread_id}",
             )
         raise
     except Exception as error:
-        calls = [*(earlier_calls or []), *collector.records]
-        outcome = RunOutcome(
-            thread_id=thread_id,
+        return recorder.close(
             answer=None,
             final_text=None,
-            b_seq=sequential_budget(calls),
-            b_tot=total_budget(calls),
-            wall_s=round(earlier_wall_s + time.perf_counter() - started, 3),
-            calls=calls,
+            wall_s=elapsed(),
             status="failed",
             error=f"{type(error).__name__}: {error}",
         )
-        _close(ledger, outcome)
-        return outcome
-    finally:
-        remove_call_listener(collector)
     answer = values.get("answer")
     verdict: bool | None = None
     error_text: str | None = None
@@ -264,35 +214,14 @@ async def _execute(
             verdict = bool(grade(answer, gold))
         except Exception as error:  # a grader bug must not lose the run
             error_text = f"grading failed: {type(error).__name__}: {error}"
-    outcome = RunOutcome(
-        thread_id=thread_id,
+    return recorder.close(
         answer=answer,
         final_text=values.get("final_text"),
-        b_seq=int(values.get("b_seq", 0)),
-        b_tot=int(values.get("b_tot", 0)),
-        wall_s=round(earlier_wall_s + time.perf_counter() - started, 3),
-        calls=list(values.get("calls") or []),
+        wall_s=elapsed(),
         status="done",
-        error=error_text,
         grade=verdict,
+        error=error_text,
     )
-    _close(ledger, outcome)
-    return outcome
-
-
-def _close(ledger: Ledger | None, outcome: RunOutcome) -> None:
-    if ledger is not None:
-        ledger.finish_run(
-            outcome.thread_id,
-            answer=outcome.answer,
-            final_text=outcome.final_text,
-            b_seq=outcome.b_seq,
-            b_tot=outcome.b_tot,
-            wall_s=outcome.wall_s,
-            status=outcome.status,
-            grade=outcome.grade,
-            error=outcome.error,
-        )
 
 
 async def run_problem(
@@ -300,8 +229,8 @@ async def run_problem(
     graph: str,
     problem: str,
     context: RunContext,
-    distill: str = "summary",
-    scorer: str = "vote",
+    distill: str | None = None,
+    scorer: str | None = None,
     thread_id: str | None = None,
     ledger: Ledger | None = None,
     checkpoints: str | Path | None = None,
@@ -317,12 +246,14 @@ async def run_problem(
         graph: "pdr", "sr" or "long_cot".
         problem: the problem text.
         context: the graph's run context (PDRContext, SRContext or LongCoTContext).
-        distill: PDR's distill operator by name (summary, topk, topk_per_sample, random_k).
-        scorer: the scorer of the top-k operators (vote or verify).
+        distill: PDR's distill operator by name (summary, topk, topk_per_sample, random_k;
+            default summary).
+        scorer: the scorer of the top-k operators (vote or verify; default vote); refused for
+            operators that rank no drafts.
         thread_id: the LangGraph thread and ledger key (a fresh uuid when None).
         ledger: where the run, its calls and workspaces are written (nothing when None).
         checkpoints: the checkpoint SQLite file (None: ``PDR_CHECKPOINTS`` or the data dir).
-        on_event: receives each progress event (round_started, draft_finished, ...).
+        on_event: receives each event of the graph's custom stream (``pdr.events``).
         gold: the reference answer, stored with the run and given to ``grade``.
         grade: ``grade(answer, gold) -> bool``; its verdict is stored with the run.
         experiment_id: the experiment the run belongs to.
@@ -330,7 +261,8 @@ async def run_problem(
 
     Returns:
         The outcome; a run whose model calls failed returns status 'failed' with the error and
-        the tokens its calls consumed (it can be resumed).
+        the tokens its calls consumed (it can be resumed). With a ledger, B_seq and B_tot are the
+        ledger's own figures for the run.
 
     Raises:
         ContextError: a parameter (graph, distill, scorer, context, model) cannot be used; raised
@@ -344,6 +276,7 @@ async def run_problem(
             f"context: the {graph} graph needs a {kind.__name__}, got {type(context).__name__}"
         )
     context.validate()
+    distill, scorer = method_names(graph, distill, scorer)
     builder = build_graph(graph, distill, scorer)
     check_models(context)
     thread_id = thread_id or uuid.uuid4().hex
@@ -357,16 +290,15 @@ async def run_problem(
             experiment_id=experiment_id,
             item_id=item_id,
             seed=context.seed,
-            distill=distill if graph == "pdr" else None,
-            scorer=scorer if graph == "pdr" else None,
+            distill=distill,
+            scorer=scorer,
         )
     return await _execute(
         builder=builder,
         graph=graph,
         payload={"problem": problem},
         context=context,
-        thread_id=thread_id,
-        ledger=ledger,
+        recorder=_Recorder(thread_id, ledger, []),
         checkpoints=checkpoints,
         on_event=on_event,
         gold=gold,
@@ -415,7 +347,7 @@ async def resume_problem(
             grade=stored.grade,
         )
     context = stored_context(stored)
-    builder = build_graph(stored.graph, stored.distill or "summary", stored.scorer or "vote")
+    builder = build_graph(stored.graph, stored.distill, stored.scorer)
     check_models(context)
     async with open_async_graph(builder, checkpoints_path(checkpoints)) as app:
         snapshot = await app.aget_state({"configurable": {"thread_id": thread_id}})
@@ -427,14 +359,12 @@ async def resume_problem(
         # Killed before the first checkpoint: nothing to continue, so start the problem over.
         payload=None if started else {"problem": stored.problem},
         context=context,
-        thread_id=thread_id,
-        ledger=ledger,
+        recorder=_Recorder(thread_id, ledger, stored.call_records),
         checkpoints=checkpoints,
         on_event=on_event,
         gold=stored.gold,
         grade=grade,
         earlier_wall_s=stored.wall_s or 0.0,
-        earlier_calls=stored.call_records,
     )
 
 

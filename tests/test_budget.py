@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pdr.budget import CallRecord, Role, sequential_budget, total_budget
+from pdr.budget import CallRecord, Role, budgets
 
 
 def record(
@@ -45,8 +45,8 @@ def test_parallel_stage_costs_its_longest_branch_and_sequential_steps_add() -> N
         record("refine", 3, 0, 90, 30),
     ]
     # stages: max(150, 180) + 340 + max(180, 130) + 120
-    assert sequential_budget(records) == 180 + 340 + 180 + 120
-    assert total_budget(records) == 150 + 180 + 340 + 180 + 130 + 120
+    assert budgets(records).b_seq == 180 + 340 + 180 + 120
+    assert budgets(records).b_tot == 150 + 180 + 340 + 180 + 130 + 120
 
 
 def test_retries_lie_on_their_branch_and_count_in_the_total() -> None:
@@ -57,14 +57,14 @@ def test_retries_lie_on_their_branch_and_count_in_the_total() -> None:
         record("refine", 2, 0, 10, 10),
     ]
     # branch 1 costs 120 + 130 = 250 > branch 0's 150
-    assert sequential_budget(records) == 250 + 20
-    assert total_budget(records) == 150 + 120 + 130 + 20
+    assert budgets(records).b_seq == 250 + 20
+    assert budgets(records).b_tot == 150 + 120 + 130 + 20
 
 
 def test_a_call_with_n_samples_is_counted_once() -> None:
     one_call = record("draft", 1, 0, 200, 300, samples=3, per_sample=[50, 150, 100])
-    assert total_budget([one_call]) == 500
-    assert sequential_budget([one_call]) == 200 + 150
+    assert budgets([one_call]).b_tot == 500
+    assert budgets([one_call]).b_seq == 200 + 150
 
 
 def test_verify_stage_runs_between_drafts_and_next_round() -> None:
@@ -75,10 +75,10 @@ def test_verify_stage_runs_between_drafts_and_next_round() -> None:
         record("verify", 1, 1, 45, 5),
         record("refine", 2, 0, 20, 20),
     ]
-    assert sequential_budget(records) == 40 + 50 + 40
-    assert total_budget(records) == 20 + 40 + 45 + 50 + 40
+    assert budgets(records).b_seq == 40 + 50 + 40
+    assert budgets(records).b_tot == 20 + 40 + 45 + 50 + 40
 
 
 def test_long_cot_is_its_one_call() -> None:
-    assert sequential_budget([record("long_cot", 1, 0, 80, 900)]) == 980
-    assert sequential_budget([]) == 0
+    assert budgets([record("long_cot", 1, 0, 80, 900)]).b_seq == 980
+    assert budgets([]).b_seq == 0

@@ -121,7 +121,20 @@ BAD_OPTIONS = [
         "topk_per_sample",
     ),
     (["--graph", "tree"], "Error: --graph: unknown graph 'tree'; choose one of pdr, sr, long_cot"),
-    (["--scorer", "judge"], "Error: --scorer: unknown scorer 'judge'; choose one of verify, vote"),
+    (
+        ["--distill", "topk", "--scorer", "judge"],
+        "Error: --scorer: unknown scorer 'judge'; choose one of verify, vote",
+    ),
+    (
+        ["--scorer", "verify"],
+        "Error: --scorer: the summary operator ranks no drafts, so it takes no scorer; drop the "
+        "scorer, or use topk or topk_per_sample",
+    ),
+    (
+        ["--distill", "random_k", "--scorer", "vote"],
+        "Error: --scorer: the random_k operator ranks no drafts, so it takes no scorer; drop the "
+        "scorer, or use topk or topk_per_sample",
+    ),
     (
         ["--schedule", "8,x,1"],
         "Error: --schedule: give drafts per round as whole numbers separated by commas, such as "
@@ -137,7 +150,7 @@ BAD_OPTIONS = [
     ),
     (
         ["--graph", "sr", "--distill", "topk"],
-        "Error: --distill: only --graph pdr distills drafts; drop --distill",
+        "Error: --distill: only the pdr graph distills drafts; drop it",
     ),
     (["--temperature", "3"], "Error: --temperature: must be a number from 0.0 to 2.0, got 3.0"),
     (["--k", "0"], "Error: --k: must be a whole number >= 1, got 0"),
@@ -355,7 +368,7 @@ def test_runs_list_and_show(scripted: ScriptedChatModel, tmp_path: Path) -> None
     assert shown.exit_code == 0
     out = shown.output
     assert out.splitlines()[:4] == [
-        "Run 1  thread one  pdr (summary, vote)  status done",
+        "Run 1  thread one  pdr (summary)  status done",
         "Models: model scripted",
         "Parameters: schedule=[2, 1], kappa=384, k=2, max_tokens=512, temperature=0.7, seed=0",
         f"Problem: {PROBLEM}",

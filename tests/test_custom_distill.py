@@ -19,8 +19,8 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.runtime import Runtime
 
-from pdr.budget import sequential_budget, total_budget
-from pdr.calls import call_model, sampling_for
+from pdr.budget import budgets
+from pdr.calls import call_model
 from pdr.graphs.context import PDRContext
 from pdr.graphs.pdr import build_pdr
 from pdr.graphs.state import InputState, State
@@ -55,7 +55,6 @@ async def majority_summary(state: State, runtime: Runtime[PDRContext]) -> dict[s
         round_=state["round"],
         index=0,
         messages=summary_messages(state["problem"], drafts, context),
-        options=sampling_for(context, "distill", context.kappa, context.distill_temperature),
     )
     return {"workspaces": [result.text], "calls": result.records}
 
@@ -119,8 +118,8 @@ async def test_majority_summary_runs_bounded_and_recorded(
     seen = [call for call in scripted.calls if call.role == "distill"]
     assert [c["output_tokens"] for c in distill_calls] == [150, 150]
     assert [c["input_tokens"] for c in distill_calls] == [words(call.prompt) for call in seen]
-    assert final["b_tot"] == total_budget(final["calls"])
-    assert final["b_seq"] == sequential_budget(final["calls"])
+    assert final["b_tot"] == budgets(final["calls"]).b_tot
+    assert final["b_seq"] == budgets(final["calls"]).b_seq
 
     # The summary prompt of round 1 shows only the three drafts that answered 391.
     assert seen[0].prompt.count("Answer: 391") == 3
@@ -147,7 +146,7 @@ async def test_longest_draft_makes_no_call_and_is_bounded(
     final, workspaces = await run(longest_draft, context)
 
     assert Counter(c["role"] for c in final["calls"]) == {"draft": 5, "refine": 1}
-    assert final["b_tot"] == total_budget(final["calls"])
+    assert final["b_tot"] == budgets(final["calls"]).b_tot
     longest_round_1 = " ".join(["step"] * 38 + ["Answer:", "391"])  # draft 2: 40 words
     [[workspace_1], [workspace_2]] = workspaces
     assert longest_round_1.endswith(workspace_1)

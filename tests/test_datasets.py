@@ -9,17 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from pdr.datasets import (
-    Dataset,
-    DatasetError,
+from pdr.evaluation.datasets import (
     FieldMap,
-    Problem,
     answer_text,
     gsm8k_answer,
     load_dataset,
     load_jsonl,
     parse_hub_spec,
 )
+from pdr.evaluation.problems import Dataset, DatasetError, Problem
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pdr.budget import sequential_budget, total_budget
+from pdr.budget import budgets
 from pdr.graphs.context import PDRContext
 from pdr.graphs.pdr import build_pdr
 from pdr.models import BackendError, Message, SamplingOptions, get_backend
@@ -185,11 +185,11 @@ async def test_short_pdr_run_on_the_embedded_fast_model(
     assert all(c["input_tokens"] > 0 and c["output_tokens"] > 0 for c in calls)
     assert all(c["output_tokens"] <= 96 for c in calls if c["role"] != "distill")
     assert [c["output_tokens"] <= 64 for c in calls if c["role"] == "distill"] == [True]
-    assert out["b_tot"] == total_budget(calls)
+    assert out["b_tot"] == budgets(calls).b_tot
     assert out["b_tot"] == sum(c["input_tokens"] + c["output_tokens"] for c in calls)
     drafts = [c["input_tokens"] + c["output_tokens"] for c in calls if c["role"] == "draft"]
     rest = sum(c["input_tokens"] + c["output_tokens"] for c in calls if c["role"] != "draft")
-    assert out["b_seq"] == sequential_budget(calls) == max(drafts) + rest
+    assert out["b_seq"] == budgets(calls).b_seq == max(drafts) + rest
     assert out["answer"] is not None
     assert out["answer"] in out["final_text"]
 

@@ -17,20 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from pdr.datasets import Dataset, load_dataset
-from pdr.evaluation.harness import (
-    Config,
-    EvalError,
-    EvalSpec,
-    Harness,
-    Measurement,
-    Progress,
-    default_ladder,
-    matching_markdown,
-    parse_config,
-    pick_configs,
-    stored_report,
-)
+from pdr.evaluation.configs import Config, EvalError, EvalSpec, default_ladder, parse_config
+from pdr.evaluation.datasets import load_dataset
+from pdr.evaluation.harness import Harness, Progress
+from pdr.evaluation.matching import Measurement, pick_configs
+from pdr.evaluation.problems import Dataset
+from pdr.evaluation.report import matching_markdown, stored_report
 from pdr.models import register_model, unregister_model
 from pdr.store.ledger import Ledger
 from tests.scripted import Call, Script, ScriptedChatModel
@@ -323,7 +315,8 @@ def test_configurations_from_text() -> None:
         ("sr:schedule=[2,1]", "not KEY=VALUE with a key of sr"),
         ("pdr:schedule=[2,2]", "the last round is the refine step"),
         ("long_cot:max_tokens=0", "max_tokens: must be a whole number >= 1"),
-        ("pdr:distill=magic", "distill must be one of"),
+        ("pdr:distill=magic", "distill: unknown operator 'magic'; choose one of random_k"),
+        ("pdr:scorer=verify", "scorer: the summary operator ranks no drafts"),
     ]:
         with pytest.raises(EvalError, match=message):
             parse_config(bad)

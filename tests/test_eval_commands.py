@@ -13,8 +13,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from pdr.datasets import load_dataset
-from pdr.evaluation.commands import register
+from pdr.cli.evaluate import register
+from pdr.evaluation.datasets import load_dataset
 from pdr.models import register_model, unregister_model
 from pdr.store.ledger import Ledger
 from tests.scripted import Call, Script, ScriptedChatModel

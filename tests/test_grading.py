@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pdr.grading import (
+from pdr.evaluation.grading import (
     Grade,
     GradingTimeoutError,
     answers_equal,
@@ -134,7 +134,7 @@ def test_bounded_call_returns_values_and_raises_errors() -> None:
 
 
 def test_a_timeout_grades_wrong(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pdr.grading as grading
+    import pdr.evaluation.grading as grading
 
     monkeypatch.setattr(grading, "_math_verify_equal", lambda gold, predicted: time.sleep(5))
     verdict = answers_equal("\\frac12", "\\frac{1}{2}", timeout_s=0.2)

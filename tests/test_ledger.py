@@ -21,7 +21,8 @@ from pdr.cli import app
 from pdr.graphs.context import PDRContext
 from pdr.runner import run_problem
 from pdr.settings import checkpoints_path, database_url
-from pdr.store.ledger import Ledger, LedgerError, RunDetail
+from pdr.store.ledger import Ledger, LedgerError
+from pdr.store.rows import RunDetail
 from tests.scripted import Call, ScriptedChatModel
 from tests.test_runner import PROBLEM, expected_budgets, ledger_calls, made
 
@@ -186,17 +187,16 @@ def test_experiments_results_and_completed_items(tmp_path: Path) -> None:
         )
         ledger.record_call(thread, record)  # type: ignore[arg-type]
         ledger.record_call(thread, record)  # type: ignore[arg-type]
-        ledger.finish_run(
+        # Budgets come from the run's rows: two attempts of one branch, 42 tokens each.
+        assert ledger.finish_run(
             thread,
             answer="4",
             final_text="Answer: 4",
-            b_seq=42,
-            b_tot=84,
             wall_s=0.5,
             status=status,  # type: ignore[arg-type]
             grade=status == "done",
             error=None if status == "done" else "boom",
-        )
+        ) == (84, 84)
     ledger.add_result(
         experiment, label="lc-512", method="long_cot", seed=0, item_id="q1", thread_id="a"
     )
@@ -225,7 +225,7 @@ def test_experiments_results_and_completed_items(tmp_path: Path) -> None:
         ledger.start_run(thread_id="a", graph="pdr", context={}, problem="p")
     with pytest.raises(LedgerError, match="no run with thread id 'zz'"):
         ledger.finish_run(
-            "zz", answer=None, final_text=None, b_seq=0, b_tot=0, wall_s=0, status="done"
+            "zz", answer=None, final_text=None, wall_s=0, status="done"
         )
     ledger.close()
 

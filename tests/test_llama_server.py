@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pdr.budget import sequential_budget, total_budget
+from pdr.budget import budgets
 from pdr.graphs.context import PDRContext
 from pdr.graphs.pdr import build_pdr
 from pdr.models import BackendError, SamplingOptions, register_model, unregister_model
@@ -164,5 +164,5 @@ async def test_pdr_through_the_openai_client_matches_the_server_usage(server: st
     assert caps == [48, 80, 80, 80]  # the summary is capped at kappa
     for request, usage in zip(capture.requests, capture.usages, strict=True):
         assert usage["completion_tokens"] <= request["max_tokens"]
-    assert out["b_tot"] == total_budget(calls) == sum(sum(pair) for pair in served)
-    assert out["b_seq"] == sequential_budget(calls)
+    assert out["b_tot"] == budgets(calls).b_tot == sum(sum(pair) for pair in served)
+    assert out["b_seq"] == budgets(calls).b_seq

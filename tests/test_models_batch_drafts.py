@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pdr.budget import critical_tokens, sequential_budget, total_budget
+from pdr.budget import budgets, critical_tokens
 from pdr.graphs.context import PDRContext
 from pdr.graphs.pdr import build_pdr
 from pdr.models import register_model, unregister_model
@@ -56,9 +56,9 @@ async def test_one_request_per_round_with_usage_counted_once(engine: VLLMEngineB
         assert critical_tokens(record) == record["input_tokens"] + max(
             record["sample_output_tokens"]
         )
-    assert out["b_tot"] == total_budget(out["calls"])
+    assert out["b_tot"] == budgets(out["calls"]).b_tot
     by_stage = sum(critical_tokens(c) for c in out["calls"])  # one call per stage here
-    assert out["b_seq"] == sequential_budget(out["calls"]) == by_stage
+    assert out["b_seq"] == budgets(out["calls"]).b_seq == by_stage
     assert out["answer"] == "391"
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pdr.budget import critical_tokens, sequential_budget, total_budget
+from pdr.budget import budgets, critical_tokens
 from pdr.calls import CallFailedError, call_model
 from pdr.graphs.context import RunContext
 from pdr.models import (
@@ -144,7 +144,7 @@ async def test_openai_n_samples_count_usage_once(monkeypatch: pytest.MonkeyPatch
     assert (record["input_tokens"], record["output_tokens"]) == (40, 2100)
     assert record["reasoning_tokens"] == 1920
     assert record["cached_tokens"] == 32
-    assert total_budget(result.records) == 2140  # not 3 x 2140
+    assert budgets(result.records).b_tot == 2140  # not 3 x 2140
     assert critical_tokens(record) == 2140  # no per-sample split reported: whole output
     assert server.requests[0]["n"] == 3
     assert len(server.requests) == 1
@@ -199,7 +199,7 @@ async def test_transient_failures_are_retried_and_recorded(monkeypatch: pytest.M
         unregister_model("openai-flaky")
     assert [r["attempt"] for r in result.records] == [0, 1]
     assert result.records[0]["error"] is not None and "503" in result.records[0]["error"]
-    assert total_budget(result.records) == 13
+    assert budgets(result.records).b_tot == 13
 
 
 async def _no_sleep(seconds: float) -> None:
@@ -421,5 +421,5 @@ def test_sequential_budget_of_n_sample_calls_counts_prompt_once() -> None:
         "estimated": False,
         "error": None,
     }
-    assert sequential_budget([record]) == 130
-    assert total_budget([record]) == 160
+    assert budgets([record]).b_seq == 130
+    assert budgets([record]).b_tot == 160

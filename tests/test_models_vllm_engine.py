@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from pdr.budget import sequential_budget, total_budget
+from pdr.budget import budgets
 from pdr.calls import call_model
 from pdr.graphs.context import RunContext
 from pdr.models import BackendError, Message, SamplingOptions, register_model, unregister_model
@@ -187,8 +187,8 @@ async def test_ledger_counts_the_prompt_once_and_the_longest_sample_on_the_path(
     assert record["samples"] == 3
     assert record["sample_output_tokens"] == [5, 8, 11]
     assert (record["input_tokens"], record["output_tokens"]) == (38, 24)
-    assert total_budget(result.records) == 62
-    assert sequential_budget(result.records) == 38 + 11
+    assert budgets(result.records).b_tot == 62
+    assert budgets(result.records).b_seq == 38 + 11
 
 
 async def test_engine_failures_reach_every_waiting_call(stand_in: types.ModuleType) -> None:

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from pdr.graphs.catalog import make_context
 from pdr.graphs.context import ContextError, PDRContext, RunContext, SRContext
-from pdr.runner import make_context, resume_problem, run_problem
+from pdr.runner import resume_problem, run_problem
 from pdr.store.ledger import Ledger
 from tests.scripted import Call, ScriptedChatModel, words
 
@@ -49,11 +50,14 @@ def ledger_calls(ledger: Ledger, thread_id: str) -> Counter[tuple[str, int, int]
 
 
 # graph, distill, scorer, parameters, calls per role, workspaces stored as (round, index)
-CASES: list[tuple[str, str, str, dict[str, Any], dict[str, int], list[tuple[int, int]]]] = [
+# (a scorer only where one runs: the top-k operators)
+CASES: list[
+    tuple[str, str | None, str | None, dict[str, Any], dict[str, int], list[tuple[int, int]]]
+] = [
     (
         "pdr",
         "summary",
-        "vote",
+        None,
         {"schedule": [3, 2, 1]},
         {"draft": 5, "distill": 2, "refine": 1},
         [(1, 0), (2, 0)],
@@ -70,13 +74,13 @@ CASES: list[tuple[str, str, str, dict[str, Any], dict[str, int], list[tuple[int,
     (
         "pdr",
         "random_k",
-        "vote",
+        None,
         {"schedule": [2, 2, 1]},
         {"draft": 4, "refine": 1},
         [(1, 0), (1, 1), (2, 0)],
     ),
-    ("sr", "summary", "vote", {"rounds": 3}, {"draft": 2, "refine": 1}, [(1, 0), (2, 0)]),
-    ("long_cot", "summary", "vote", {}, {"long_cot": 1}, []),
+    ("sr", None, None, {"rounds": 3}, {"draft": 2, "refine": 1}, [(1, 0), (2, 0)]),
+    ("long_cot", None, None, {}, {"long_cot": 1}, []),
 ]
 
 
@@ -85,8 +89,8 @@ async def test_each_graph_runs_into_the_ledger(
     scripted: ScriptedChatModel,
     tmp_path: Path,
     graph: str,
-    distill: str,
-    scorer: str,
+    distill: str | None,
+    scorer: str | None,
     values: dict[str, Any],
     roles: dict[str, int],
     spaces: list[tuple[int, int]],
@@ -122,7 +126,7 @@ async def test_each_graph_runs_into_the_ledger(
     assert stored.calls == sum(roles.values())
     assert sum(r["input_tokens"] + r["output_tokens"] for r in stored.call_records) == b_tot
     assert stored.models == {"model": "scripted"}
-    assert stored.distill == (distill if graph == "pdr" else None)
+    assert (stored.distill, stored.scorer) == (distill, scorer)
     assert [(w.round, w.index) for w in stored.workspaces] == spaces
     # Tokens of each stored workspace, in the scripted model's tokenizer (whitespace words).
     assert all(w.tokens == words(w.text) for w in stored.workspaces)

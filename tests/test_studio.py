@@ -18,7 +18,7 @@ from typing import Any, cast
 import pytest
 from langgraph_sdk import get_client
 
-from pdr.budget import sequential_budget, total_budget
+from pdr.budget import budgets
 from pdr.graphs.long_cot import graph as long_cot_graph
 from pdr.graphs.pdr import graph as pdr_graph
 from pdr.graphs.sr import graph as sr_graph
@@ -116,6 +116,7 @@ async def test_pdr_run_streams_progress_and_keeps_history(
     assert counts["round_started"] == len(schedule) - 1 == 2
     assert counts["workspace_written"] == len(schedule) - 1 == 2
     assert counts["answer"] == 1
+    assert counts["call_finished"] == 8  # every call's ledger record, on the stream
     assert [e["round"] for e in events if e["event"] == "round_started"] == [1, 2]
     assert [e["drafts"] for e in events if e["event"] == "round_started"] == [3, 2]
     assert updates == Counter({"start": 1, "draft": 5, "distill": 2, "refine": 1})
@@ -127,10 +128,10 @@ async def test_pdr_run_streams_progress_and_keeps_history(
     assert Counter(c["role"] for c in calls) == Counter({"draft": 5, "distill": 2, "refine": 1})
     assert (
         values["b_tot"]
-        == total_budget(calls)
+        == budgets(calls).b_tot
         == sum(c["input_tokens"] + c["output_tokens"] for c in calls)
     )
-    assert values["b_seq"] == sequential_budget(calls)
+    assert values["b_seq"] == budgets(calls).b_seq
     answer_event = next(e for e in events if e["event"] == "answer")
     assert (answer_event["b_seq"], answer_event["b_tot"]) == (values["b_seq"], values["b_tot"])
 
@@ -178,7 +179,7 @@ async def test_sr_run_on_server(scripted_server: DevServer) -> None:
     assert values["answer"] == "391"
     calls = values["calls"]
     assert Counter(c["role"] for c in calls) == Counter({"draft": 2, "refine": 1})
-    assert values["b_tot"] == total_budget(calls)
+    assert values["b_tot"] == budgets(calls).b_tot
     # SR's calls all sit on the critical path: B_seq equals B_tot.
     assert values["b_seq"] == values["b_tot"]
     assert len(history) == 2 * rounds + 2 == 8
@@ -191,7 +192,7 @@ async def test_long_cot_run_on_server(scripted_server: DevServer) -> None:
     run = await run_on_server(scripted_server, "long_cot", context)
     events, updates, values, history = run.events, run.updates, run.values, run.history
 
-    assert event_counts(events) == Counter({"round_started": 1, "answer": 1})
+    assert event_counts(events) == Counter({"round_started": 1, "call_finished": 1, "answer": 1})
     assert updates == Counter({"start": 1, "long_cot": 1})
     assert values["answer"] == "391"
     [call] = values["calls"]

@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from pdr.datasets import DatasetError, load_dataset
-from pdr.synthetic import MAX_VALUE, generate, make_problem, parse_spec
+from pdr.evaluation.datasets import load_dataset
+from pdr.evaluation.problems import DatasetError
+from pdr.evaluation.synthetic import MAX_VALUE, generate, make_problem, parse_spec
 
 
 def solve(text: str) -> int:
@@ -63,7 +64,10 @@ def test_deterministic_and_prefix_stable() -> None:
 
 def test_same_problems_in_a_fresh_interpreter() -> None:
     """String seeds are hashed with SHA-512, not Python's per-process hash: same in any process."""
-    code = "from pdr.synthetic import generate; print(generate([3], n=5, seed=11)[4].problem)"
+    code = (
+        "from pdr.evaluation.synthetic import generate; "
+        "print(generate([3], n=5, seed=11)[4].problem)"
+    )
     fresh = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()

@@ -30,215 +30,27 @@ budgets, not on caps, is what keeps such a method from being credited with a bud
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import closing
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from pdr.datasets import Dataset, Problem
-from pdr.evaluation.report import ReportRow, RunResult, summarize
-from pdr.grading import grade_answer
-from pdr.graphs.context import ContextError, RunContext
-from pdr.runner import make_context, run_problem
+from pdr.evaluation.configs import Config, EvalError, EvalSpec
+from pdr.evaluation.grading import grade_answer
+from pdr.evaluation.matching import Measurement, Pick, measure, pick_configs
+from pdr.evaluation.problems import Problem
+from pdr.evaluation.report import EvalReport, summarize, to_run_result
+from pdr.graphs.catalog import make_context
+from pdr.graphs.context import RunContext
+from pdr.runner import run_problem
 from pdr.settings import checkpoints_path
-from pdr.store.ledger import Ledger, LedgerError, ResultRow
+from pdr.store.ledger import Ledger
+from pdr.store.rows import ResultRow
 
-METHODS: tuple[str, ...] = ("pdr", "sr", "long_cot")
-# Parameters a configuration may set; the rest of the context is shared by the whole experiment.
-CONFIG_KEYS: dict[str, tuple[str, ...]] = {
-    "pdr": ("schedule", "max_tokens", "kappa", "k", "distill", "scorer", "temperature"),
-    "sr": ("rounds", "max_tokens", "kappa", "temperature"),
-    "long_cot": ("max_tokens", "temperature"),
-}
 Phase = Literal["calibrate", "evaluate"]
-
-
-class EvalError(ValueError):
-    """An evaluation that cannot run as asked; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class Config:
-    """One configuration of one method: the run-context values it sets.
-
-    Attributes:
-        method: pdr, sr or long_cot.
-        params: context values (schedule, rounds, max_tokens, kappa, ...) plus, for PDR, the
-            ``distill`` operator and ``scorer`` names.
-    """
-
-    method: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        """A readable, unique key: ``pdr schedule=[2,1] max_tokens=128 ...`` (sorted keys)."""
-        parts = [f"{key}={_compact(self.params[key])}" for key in sorted(self.params)]
-        return " ".join([self.method, *parts])
-
-    @property
-    def distill(self) -> str:
-        """PDR's distill operator (summary unless the configuration names another)."""
-        return str(self.params.get("distill", "summary"))
-
-    @property
-    def scorer(self) -> str:
-        """The scorer of PDR's top-k operators (vote unless named)."""
-        return str(self.params.get("scorer", "vote"))
-
-    def context_values(self) -> dict[str, Any]:
-        """The params that are run-context fields (everything but distill and scorer)."""
-        return {k: v for k, v in self.params.items() if k not in {"distill", "scorer"}}
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (stored with the experiment)."""
-        return {"method": self.method, "params": dict(self.params)}
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":")) if not isinstance(value, str) else value
-
-
-def default_ladder(method: str, max_tokens: int) -> list[Config]:
-    """The default configurations of ``method`` for a per-call output cap ``max_tokens``."""
-    t = max_tokens
-    if method == "long_cot":
-        return [Config("long_cot", {"max_tokens": m}) for m in (t, 2 * t, 4 * t)]
-    if method == "sr":
-        return [Config("sr", {"rounds": r, "max_tokens": t, "kappa": t}) for r in (2, 3, 4)]
-    if method == "pdr":
-        return [
-            Config("pdr", {"schedule": s, "max_tokens": t, "kappa": t, "distill": "summary"})
-            for s in ([2, 1], [4, 1], [4, 2, 1])
-        ]
-    raise EvalError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-
-
-def _split_top_level(text: str) -> list[str]:
-    """Split on commas that are not inside brackets (``schedule=[4,2,1],kappa=64``)."""
-    parts, depth, current = [], 0, ""
-    for char in text:
-        if char in "[(":
-            depth += 1
-        elif char in "])":
-            depth -= 1
-        if char == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    parts.append(current)
-    return [part.strip() for part in parts if part.strip()]
-
-
-def parse_config(text: str) -> Config:
-    """A configuration from ``METHOD:key=value,...``, e.g. ``pdr:schedule=[3,1],max_tokens=128``.
-
-    Values are read as JSON when they parse (numbers, lists), as text otherwise. The values are
-    checked against the method's run context at once.
-
-    Raises:
-        EvalError: naming the unknown method, key or bad value.
-    """
-    method, _, body = text.strip().partition(":")
-    method = method.strip()
-    if method not in METHODS:
-        raise EvalError(
-            f"configuration {text!r}: start with a method ({', '.join(METHODS)}), "
-            "e.g. 'pdr:schedule=[2,1],max_tokens=128'"
-        )
-    params: dict[str, Any] = {}
-    for part in _split_top_level(body):
-        key, sep, raw = part.partition("=")
-        key = key.strip()
-        if not sep or key not in CONFIG_KEYS[method]:
-            raise EvalError(
-                f"configuration {text!r}: {part!r} is not KEY=VALUE with a key of {method} "
-                f"({', '.join(CONFIG_KEYS[method])})"
-            )
-        try:
-            params[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[key] = raw.strip()
-    config = Config(method, params)
-    check_config(config)
-    return config
-
-
-def check_config(config: Config, model: str = "scripted-check") -> None:
-    """Raise EvalError if the configuration's values do not make a valid run context."""
-    from pdr.nodes.distill import DISTILLERS
-    from pdr.nodes.scoring import SCORERS
-
-    if config.method == "pdr":
-        if config.distill not in DISTILLERS:
-            raise EvalError(f"{config.label}: distill must be one of {', '.join(DISTILLERS)}")
-        if config.scorer not in SCORERS:
-            raise EvalError(f"{config.label}: scorer must be one of {', '.join(SCORERS)}")
-    try:
-        make_context(config.method, model=model, **config.context_values())
-    except (ContextError, TypeError) as error:
-        raise EvalError(f"{config.label}: {error}") from error
-
-
-@dataclass(frozen=True)
-class EvalSpec:
-    """Everything that defines an experiment (and so its default name).
-
-    Attributes:
-        dataset: the problems.
-        model: the model spec every run uses.
-        ladders: the candidate configurations, all methods together.
-        budgets: target B_seq values; empty: run every configuration of the ladders.
-        seeds: run-context seeds; each item is run once per seed.
-        calibrate: items used to measure the configurations when there are budgets.
-        context: run-context values shared by every run (temperature, max_concurrency, ...).
-        instruction: text appended to every problem (after a blank line), e.g. an answer format
-            that a small model follows; empty: the problems as they are.
-    """
-
-    dataset: Dataset
-    model: str
-    ladders: list[Config]
-    budgets: list[int] = field(default_factory=list)
-    seeds: list[int] = field(default_factory=lambda: [0])
-    calibrate: int = 2
-    context: dict[str, Any] = field(default_factory=dict)
-    instruction: str = ""
-
-    def prompt(self, problem: Problem) -> str:
-        """The problem text a run is given: the problem, then the instruction if there is one."""
-        return f"{problem.problem}\n\n{self.instruction}" if self.instruction else problem.problem
-
-    def as_config(self) -> dict[str, Any]:
-        """The JSON stored with the experiment; equal specs give equal configs."""
-        return {
-            "dataset": self.dataset.name,
-            "fingerprint": self.dataset.fingerprint,
-            "items": len(self.dataset),
-            "model": self.model,
-            "ladders": [config.as_dict() for config in self.ladders],
-            "budgets": list(self.budgets),
-            "seeds": list(self.seeds),
-            "calibrate": self.calibrate if self.budgets else 0,
-            "calibration_items": [p.id for p in self.calibration_items()],
-            "context": dict(sorted(self.context.items())),
-            "instruction": self.instruction,
-        }
-
-    def calibration_items(self) -> list[Problem]:
-        """The items every ladder configuration is measured on (none without budgets)."""
-        return self.dataset.problems[: self.calibrate] if self.budgets else []
-
-    def default_name(self) -> str:
-        """``eval-<hash of the config>``: the same command finds and resumes the same experiment."""
-        digest = hashlib.sha256(json.dumps(self.as_config(), sort_keys=True).encode())
-        return f"eval-{digest.hexdigest()[:12]}"
 
 
 @dataclass(frozen=True)
@@ -284,77 +96,6 @@ class Progress:
 
 
 ProgressHandler = Callable[[Progress], None]
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """A configuration's mean B_seq on the calibration items."""
-
-    config: Config
-    b_seq: float
-    runs: int
-
-
-@dataclass(frozen=True)
-class Pick:
-    """The configuration picked for one method and target B_seq."""
-
-    method: str
-    target: int
-    config: Config
-    measured_b_seq: float
-
-
-@dataclass(frozen=True)
-class EvalReport:
-    """An experiment's outcome: its rows, and for budget matching the measurements and picks."""
-
-    experiment_id: int
-    name: str
-    rows: list[ReportRow]
-    measurements: list[Measurement]
-    picks: list[Pick]
-    config: dict[str, Any]
-
-
-def pick_configs(measurements: Sequence[Measurement], targets: Sequence[int]) -> list[Pick]:
-    """For every method and target, the configuration whose measured B_seq is nearest.
-
-    Ties go to the cheaper configuration, then to the earlier one in the ladder.
-    """
-    picks: list[Pick] = []
-    methods = list(dict.fromkeys(m.config.method for m in measurements))
-    for method in methods:
-        candidates = [m for m in measurements if m.config.method == method and m.runs > 0]
-        if not candidates:
-            continue
-        for target in targets:
-            best = min(
-                enumerate(candidates),
-                key=lambda pair: (abs(pair[1].b_seq - target), pair[1].b_seq, pair[0]),
-            )[1]
-            picks.append(Pick(method, target, best.config, best.b_seq))
-    return picks
-
-
-def measure(
-    results: Sequence[ResultRow], ladders: Sequence[Config], items: set[str], seed: int
-) -> list[Measurement]:
-    """Mean B_seq of each ladder configuration over its finished runs on the calibration cells."""
-    measured: list[Measurement] = []
-    for config in ladders:
-        values = [
-            row.b_seq
-            for row in results
-            if row.label == config.label
-            and row.item_id in items
-            and row.seed == seed
-            and row.status == "done"
-            and row.b_seq is not None
-        ]
-        mean = sum(values) / len(values) if values else float("nan")
-        measured.append(Measurement(config, mean, len(values)))
-    return measured
 
 
 class Harness:
@@ -557,29 +298,6 @@ class Harness:
         )
 
 
-def matching_markdown(report: EvalReport) -> str:
-    """The budget-matching table of a report as Markdown ("" without budgets).
-
-    One row per ladder configuration: its mean B_seq on the calibration items and the targets
-    that picked it.
-    """
-    if not report.measurements:
-        return ""
-    lines = [
-        "| method | configuration | calibration runs | measured B_seq | picked for target B_seq |",
-        "|---|---|---|---|---|",
-    ]
-    for measurement in report.measurements:
-        config = measurement.config
-        targets = ", ".join(str(p.target) for p in report.picks if p.config == config)
-        measured = f"{measurement.b_seq:,.0f}" if measurement.runs else "-"
-        shown = config.label.removeprefix(config.method).strip()
-        lines.append(
-            f"| {config.method} | {shown} | {measurement.runs} | {measured} | {targets or '-'} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
 def write_ahead_log(path: Path) -> None:
     """Put the checkpoint SQLite file in WAL mode (a setting the file keeps).
 
@@ -590,68 +308,6 @@ def write_ahead_log(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with closing(sqlite3.connect(path, timeout=30)) as connection:
         connection.execute("PRAGMA journal_mode=WAL")
-
-
-def to_run_result(row: ResultRow) -> RunResult:
-    """A ledger result as the report sees it (a failed run is a wrong answer)."""
-    return RunResult(
-        method=row.method,
-        label=row.label,
-        item_id=row.item_id,
-        seed=row.seed,
-        correct=bool(row.grade) and row.status == "done",
-        failed=row.status != "done",
-        b_seq=row.b_seq or 0,
-        b_tot=row.b_tot or 0,
-        wall_s=row.wall_s or 0.0,
-        calls=row.calls,
-    )
-
-
-def stored_report(ledger: Ledger, experiment: str | int) -> EvalReport:
-    """The report of an experiment already in the ledger, by name or id, without its dataset.
-
-    The cells to report are those of the stored config: the picked configurations (recomputed
-    from the calibration runs) or every configuration of the ladders.
-
-    Raises:
-        EvalError: no such experiment.
-    """
-    experiment_id = _experiment_id(ledger, experiment)
-    config = ledger.experiment_config(experiment_id)
-    results = ledger.results(experiment_id)
-    ladders = [Config(c["method"], dict(c["params"])) for c in config["ladders"]]
-    budgets = [int(b) for b in config.get("budgets", [])]
-    seeds = [int(s) for s in config.get("seeds", [0])]
-    measurements: list[Measurement] = []
-    picks: list[Pick] = []
-    if budgets:
-        items = {str(item) for item in config.get("calibration_items", [])}
-        measurements = measure(results, ladders, items, seeds[0])
-        picks = pick_configs(measurements, budgets)
-        chosen = {pick.config.label for pick in picks}
-    else:
-        chosen = {config.label for config in ladders}
-    runs = [
-        to_run_result(row)
-        for row in results
-        if row.label in chosen and row.seed in seeds and row.status in {"done", "failed"}
-    ]
-    name = str(experiment) if not str(experiment).isdigit() else f"experiment {experiment_id}"
-    return EvalReport(experiment_id, name, summarize(runs), measurements, picks, config)
-
-
-def _experiment_id(ledger: Ledger, experiment: str | int) -> int:
-    if isinstance(experiment, int) or str(experiment).isdigit():
-        try:
-            ledger.experiment_config(int(experiment))
-            return int(experiment)
-        except LedgerError:
-            pass
-    found = ledger.find_experiment(str(experiment))
-    if found is None:
-        raise EvalError(f"no experiment {experiment!r} in the ledger {ledger.url}")
-    return found
 
 
 def run_eval(spec: EvalSpec, ledger: Ledger, **options: Any) -> EvalReport:

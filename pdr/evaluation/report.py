@@ -13,8 +13,14 @@ import io
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from rich.table import Table
+
+from pdr.evaluation.configs import Config, EvalError
+from pdr.evaluation.matching import Measurement, Pick, measure, pick_configs
+from pdr.store.ledger import Ledger, LedgerError
+from pdr.store.rows import ResultRow
 
 # The normal quantile of a two-sided 95% interval (scipy.stats.norm.ppf(0.975)).
 Z_95 = 1.959963984540054
@@ -198,3 +204,104 @@ def csv_text(rows: Sequence[ReportRow]) -> str:
     for row in rows:
         writer.writerow(asdict(row))
     return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """An experiment's outcome: its rows, and for budget matching the measurements and picks."""
+
+    experiment_id: int
+    name: str
+    rows: list[ReportRow]
+    measurements: list[Measurement]
+    picks: list[Pick]
+    config: dict[str, Any]
+
+
+
+
+def matching_markdown(report: EvalReport) -> str:
+    """The budget-matching table of a report as Markdown ("" without budgets).
+
+    One row per ladder configuration: its mean B_seq on the calibration items and the targets
+    that picked it.
+    """
+    if not report.measurements:
+        return ""
+    lines = [
+        "| method | configuration | calibration runs | measured B_seq | picked for target B_seq |",
+        "|---|---|---|---|---|",
+    ]
+    for measurement in report.measurements:
+        config = measurement.config
+        targets = ", ".join(str(p.target) for p in report.picks if p.config == config)
+        measured = f"{measurement.b_seq:,.0f}" if measurement.runs else "-"
+        shown = config.label.removeprefix(config.method).strip()
+        lines.append(
+            f"| {config.method} | {shown} | {measurement.runs} | {measured} | {targets or '-'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+
+
+def to_run_result(row: ResultRow) -> RunResult:
+    """A ledger result as the report sees it (a failed run is a wrong answer)."""
+    return RunResult(
+        method=row.method,
+        label=row.label,
+        item_id=row.item_id,
+        seed=row.seed,
+        correct=bool(row.grade) and row.status == "done",
+        failed=row.status != "done",
+        b_seq=row.b_seq or 0,
+        b_tot=row.b_tot or 0,
+        wall_s=row.wall_s or 0.0,
+        calls=row.calls,
+    )
+
+
+def stored_report(ledger: Ledger, experiment: str | int) -> EvalReport:
+    """The report of an experiment already in the ledger, by name or id, without its dataset.
+
+    The cells to report are those of the stored config: the picked configurations (recomputed
+    from the calibration runs) or every configuration of the ladders.
+
+    Raises:
+        EvalError: no such experiment.
+    """
+    experiment_id = _experiment_id(ledger, experiment)
+    config = ledger.experiment_config(experiment_id)
+    results = ledger.results(experiment_id)
+    ladders = [Config(c["method"], dict(c["params"])) for c in config["ladders"]]
+    budgets = [int(b) for b in config.get("budgets", [])]
+    seeds = [int(s) for s in config.get("seeds", [0])]
+    measurements: list[Measurement] = []
+    picks: list[Pick] = []
+    if budgets:
+        items = {str(item) for item in config.get("calibration_items", [])}
+        measurements = measure(results, ladders, items, seeds[0])
+        picks = pick_configs(measurements, budgets)
+        chosen = {pick.config.label for pick in picks}
+    else:
+        chosen = {config.label for config in ladders}
+    runs = [
+        to_run_result(row)
+        for row in results
+        if row.label in chosen and row.seed in seeds and row.status in {"done", "failed"}
+    ]
+    name = str(experiment) if not str(experiment).isdigit() else f"experiment {experiment_id}"
+    return EvalReport(experiment_id, name, summarize(runs), measurements, picks, config)
+
+
+def _experiment_id(ledger: Ledger, experiment: str | int) -> int:
+    if isinstance(experiment, int) or str(experiment).isdigit():
+        try:
+            ledger.experiment_config(int(experiment))
+            return int(experiment)
+        except LedgerError:
+            pass
+    found = ledger.find_experiment(str(experiment))
+    if found is None:
+        raise EvalError(f"no experiment {experiment!r} in the ledger {ledger.url}")
+    return found

@@ -24,7 +24,6 @@ from pdr.models.base import BackendError, Generation, Message, SamplingOptions
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
-    from llama_cpp._internals import LlamaModel
 
 DEFAULT_N_CTX = 4096
 
@@ -104,7 +103,7 @@ class LlamaBackend:
         self._path_lock = threading.Lock()
         self._running = 0
         self._loaded: list[Llama] = []
-        self._vocab: LlamaModel | None = None
+        self._vocab: Llama | None = None
 
     @property
     def model_path(self) -> Path:
@@ -140,7 +139,7 @@ class LlamaBackend:
         generation); before any call has loaded one, a vocabulary-only load of the file.
         """
         with self._lock:
-            tokenizer: Llama | LlamaModel | None = self._loaded[0] if self._loaded else None
+            tokenizer: Llama | None = self._loaded[0] if self._loaded else None
             if tokenizer is None:
                 if self._vocab is None:
                     self._vocab = _load_vocabulary(self.model_path)
@@ -155,7 +154,7 @@ class LlamaBackend:
                 llama.close()
             self._loaded.clear()
             if self._vocab is not None:
-                self._vocab.close()  # type: ignore[no-untyped-call]
+                self._vocab.close()
                 self._vocab = None
 
     def _instance(self) -> Llama:
@@ -178,7 +177,7 @@ class LlamaBackend:
         return llama
 
     def _generate(self, messages: list[Message], options: SamplingOptions) -> Generation:
-        from llama_cpp import LogitsProcessorList
+        from llama_cpp import LogitsProcessorList, llama_set_n_threads
 
         with self._lock:
             self._running += 1
@@ -191,12 +190,12 @@ class LlamaBackend:
                 # re-shared as sibling calls start and finish (a lone call gets them all).
                 share = max(1, self.threads // max(1, self._running))
                 if share != applied[0]:
-                    llama._ctx.set_n_threads(share, share)
+                    llama_set_n_threads(llama.ctx, share, share)
                     applied[0] = share
                 return scores
 
             rebalance(None, None)  # the prompt is evaluated with the share at the start
-            before = list(llama._input_ids)
+            before = _evaluated_tokens(llama)
             try:
                 response: Any = llama.create_chat_completion(
                     messages=[dict(m) for m in messages],  # type: ignore[misc]
@@ -222,8 +221,13 @@ class LlamaBackend:
             texts=[text],
             input_tokens=prompt_tokens,
             output_tokens=int(usage["completion_tokens"]),
-            cached_tokens=_reused_prefix(before, list(llama._input_ids[:prompt_tokens])),
+            cached_tokens=_reused_prefix(before, _evaluated_tokens(llama)[:prompt_tokens]),
         )
+
+
+def _evaluated_tokens(llama: Llama) -> list[int]:
+    """The tokens whose KV entries the instance holds (its public ``input_ids[:n_tokens]``)."""
+    return [int(token) for token in llama.input_ids[: llama.n_tokens]]
 
 
 def _reused_prefix(before: list[int], prompt: list[int]) -> int:
@@ -252,16 +256,11 @@ def _existing_file(spec: str, path: Path) -> Callable[[], Path]:
     return locate
 
 
-def _load_vocabulary(path: Path) -> LlamaModel:
-    """The model's tokenizer alone (no weights, no context): llama.cpp's vocab-only load."""
-    _import_llama_cpp()
-    import llama_cpp
-    from llama_cpp._internals import LlamaModel
-
-    params = llama_cpp.llama_model_default_params()
-    params.vocab_only = True
+def _load_vocabulary(path: Path) -> Llama:
+    """The model's tokenizer alone (no weights): llama.cpp's vocab-only load."""
+    llama_type = _import_llama_cpp()
     with _loading:
-        return LlamaModel(path_model=str(path), params=params, verbose=False)
+        return llama_type(model_path=str(path), vocab_only=True, n_ctx=256, verbose=False)
 
 
 def _import_llama_cpp() -> type[Llama]:

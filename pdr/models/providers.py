@@ -5,17 +5,28 @@ from the reply's ``usage_metadata`` (reasoning tokens from ``output_token_detail
 samples from one call with the call's usage counted once, and turns provider errors into
 TransientBackendError (worth retrying) or BackendError (not). The clients' own retries are off
 (``max_retries=0``) so every attempt goes through ``call_model`` and lands in the ledger.
+
+An HTTP connection pool belongs to the event loop that first used it, so a backend keeps one chat
+model (and, for the OpenAI client, one ``httpx.AsyncClient``) per event loop: a second
+``asyncio.run``, or ``invoke`` after ``ainvoke``, gets its own instead of a pool bound to a closed
+loop. (langchain-openai caches its default client process-wide, so the client is passed
+explicitly.)
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 import httpx
+import openai
 from langchain.chat_models import init_chat_model
 from langchain_core.exceptions import ModelError
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import ensure_config
@@ -58,21 +69,40 @@ class ProviderBackend(LangChainBackend):
 
     One sample goes through ``ainvoke``; several through ``agenerate``, which keeps every choice
     (``ainvoke`` keeps only the first). Either way the parent run's callbacks are passed on, so
-    tracing and LangGraph's message streaming see the call.
+    tracing and LangGraph's message streaming see the call. ``build`` makes the chat model; it is
+    called once at construction (so a missing key or package fails before any call) and once per
+    event loop that makes calls.
     """
 
     supports_n = True
+
+    def __init__(self, spec: str, build: Callable[[], BaseChatModel]) -> None:
+        """Build the first chat model now; more are built per event loop as calls come."""
+        super().__init__(spec, build())
+        self._build = build
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BaseChatModel] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def loop_model(self) -> BaseChatModel:
+        """The chat model of the running event loop (built on the loop's first call)."""
+        loop = asyncio.get_running_loop()
+        model = self._per_loop.get(loop)
+        if model is None:
+            model = self._per_loop[loop] = self._build()
+        return model
 
     async def generate(self, messages: list[Message], options: SamplingOptions) -> Generation:
         """One call for ``options.n`` samples; usage is the call's own, counted once."""
         kwargs = self.call_kwargs(options)
         prompt = to_langchain(messages)
+        model = self.loop_model()
         try:
             if options.n == 1:
-                replies: list[BaseMessage] = [await self.model.ainvoke(prompt, **kwargs)]
+                replies: list[BaseMessage] = [await model.ainvoke(prompt, **kwargs)]
             else:
                 config = ensure_config()
-                result = await self.model.agenerate(
+                result = await model.agenerate(
                     [prompt],
                     callbacks=config.get("callbacks"),
                     tags=config.get("tags"),
@@ -105,7 +135,10 @@ class OpenAIBackend(ProviderBackend):
             require_key(spec, (OPENAI_KEY,), "OpenAI")
         model_kwargs.setdefault("max_retries", 0)
         model_kwargs.setdefault("stream_usage", True)
-        super().__init__(spec, init_chat_model(f"openai:{model_name}", **model_kwargs))
+        super().__init__(
+            spec,
+            lambda: init_chat_model(f"openai:{model_name}", **with_own_client(model_kwargs)),
+        )
         self.reasoning = bool(_OPENAI_REASONING.match(model_name))
 
     def call_kwargs(self, options: SamplingOptions) -> dict[str, Any]:
@@ -133,7 +166,9 @@ class GeminiBackend(ProviderBackend):
         if "api_key" not in model_kwargs and "google_api_key" not in model_kwargs and not vertex:
             require_key(spec, GOOGLE_KEYS, "Google Gemini")
         model_kwargs.setdefault("max_retries", 0)
-        super().__init__(spec, init_chat_model(f"google_genai:{model_name}", **model_kwargs))
+        super().__init__(
+            spec, lambda: init_chat_model(f"google_genai:{model_name}", **model_kwargs)
+        )
         self.model_name = model_name
 
     def call_kwargs(self, options: SamplingOptions) -> dict[str, Any]:
@@ -154,12 +189,24 @@ class GeminiBackend(ProviderBackend):
         return kwargs
 
 
+def with_own_client(model_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``model_kwargs`` with a new async HTTP client (the OpenAI SDK's defaults) unless one is set.
+
+    Called once per event loop: the client's connection pool then belongs to that loop.
+    """
+    if "http_async_client" in model_kwargs:
+        return model_kwargs
+    return {**model_kwargs, "http_async_client": openai.DefaultAsyncHttpxClient()}
+
+
 class ReasoningChatOpenAI(ChatOpenAI):
     """ChatOpenAI that keeps a server's ``reasoning`` / ``reasoning_content`` text.
 
     vLLM (and llama.cpp with reasoning models) return the thinking text beside the answer in
     fields the official API does not have, which ChatOpenAI drops; here they are copied into
     ``additional_kwargs`` of each message (streamed deltas are concatenated by LangChain).
+    Overriding ``_create_chat_result`` is how LangChain's own provider packages (``ChatDeepSeek``)
+    keep such fields, as ChatOpenAI's documentation advises.
     """
 
     def _create_chat_result(
@@ -207,8 +254,12 @@ class OpenAICompatibleBackend(ProviderBackend):
         model_kwargs.setdefault("api_key", os.environ.get(VLLM_KEY) or "EMPTY")
         model_kwargs.setdefault("max_retries", 0)
         model_kwargs.setdefault("stream_usage", True)
-        model = ReasoningChatOpenAI(model=model_name, base_url=base_url, **model_kwargs)
-        super().__init__(spec, model)
+        super().__init__(
+            spec,
+            lambda: ReasoningChatOpenAI(
+                model=model_name, base_url=base_url, **with_own_client(model_kwargs)
+            ),
+        )
         self.base_url = base_url
 
     def call_kwargs(self, options: SamplingOptions) -> dict[str, Any]:
@@ -280,8 +331,6 @@ def classify_error(spec: str, error: Exception) -> Exception:
 
     Errors that are neither a provider nor a transport error are returned unchanged.
     """
-    import openai
-
     transient: tuple[type[BaseException], ...] = (
         openai.APIConnectionError,  # includes APITimeoutError
         openai.RateLimitError,

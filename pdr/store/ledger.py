@@ -1,10 +1,11 @@
 """The run ledger: every run, model call, workspace and evaluation result, written as runs go.
 
 ``Ledger`` wraps one SQLAlchemy engine (a SQLite file in the per-user data directory by default,
-any SQLAlchemy URL otherwise, e.g. PostgreSQL for a team). While a run started with
-``start_run`` is open, the ledger listens to ``pdr.calls`` and commits each call's record the
-moment the call ends, so a killed process leaves all its completed calls behind; the thread id of
-the record comes from LangGraph's run config. Reads return plain dataclasses, never ORM objects.
+any SQLAlchemy URL otherwise, e.g. PostgreSQL for a team). It is written by one caller, the runner
+(``pdr.runner``), which commits each call's record the moment the call's ``call_finished`` event
+arrives, so a killed process leaves all its completed calls behind. A run's B_seq and B_tot are
+computed from its call rows when the run is closed (``finish_run``), so the stored budgets always
+equal the rows. Reads return the plain dataclasses of ``pdr.store.rows``, never ORM objects.
 """
 
 from __future__ import annotations
@@ -12,106 +13,31 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from langgraph.config import get_config
 from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from pdr.budget import CallRecord
-from pdr.calls import add_call_listener, remove_call_listener
+from pdr.budget import Budgets, CallRecord, budgets
 from pdr.settings import database_url
 from pdr.store.ledger_models import Base, Call, Experiment, Result, Run, Workspace, utcnow
+from pdr.store.rows import (
+    ResultRow,
+    RunDetail,
+    RunSummary,
+    WorkspaceInfo,
+    call_record,
+    models_of,
+    run_summary,
+)
 
 Status = Literal["running", "done", "failed"]
-ROLES = ("draft", "distill", "verify", "refine")
 
 
 class LedgerError(ValueError):
     """A ledger operation that cannot be done as asked (unknown thread, duplicate thread)."""
-
-
-@dataclass(frozen=True)
-class WorkspaceInfo:
-    """One workspace of a run as stored."""
-
-    round: int
-    index: int
-    text: str
-    tokens: int
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """A run's row, with the number of calls recorded for it."""
-
-    id: int
-    thread_id: str
-    graph: str
-    models: dict[str, str]
-    problem: str
-    status: str
-    answer: str | None
-    gold: str | None
-    grade: bool | None
-    b_seq: int | None
-    b_tot: int | None
-    wall_s: float | None
-    calls: int
-    experiment_id: int | None
-    item_id: str | None
-    seed: int
-    created_at: datetime
-    finished_at: datetime | None
-
-
-@dataclass(frozen=True)
-class RunDetail(RunSummary):
-    """A run with everything recorded for it: parameters, calls and workspaces."""
-
-    distill: str | None
-    scorer: str | None
-    context: dict[str, Any]
-    final_text: str | None
-    error: str | None
-    call_records: list[CallRecord]
-    workspaces: list[WorkspaceInfo]
-
-
-@dataclass(frozen=True)
-class ResultRow:
-    """One result of an experiment joined with its run."""
-
-    experiment_id: int
-    method: str
-    label: str
-    seed: int
-    item_id: str
-    thread_id: str
-    status: str
-    answer: str | None
-    gold: str | None
-    grade: bool | None
-    b_seq: int | None
-    b_tot: int | None
-    wall_s: float | None
-    calls: int
-    error: str | None
-
-
-def models_of(context: dict[str, Any]) -> dict[str, str]:
-    """The model spec serving each role, from a run context's fields."""
-    default = str(context.get("model") or "")
-    models = {"model": default}
-    for role in ROLES:
-        own = context.get(f"{role}_model")
-        if own:
-            models[role] = str(own)
-    return models
 
 
 def _engine(url: str) -> Engine:
@@ -150,8 +76,7 @@ class Ledger:
         Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._lock = threading.Lock()
-        self._active: dict[str, int] = {}  # open runs of this process: thread id -> run id
-        self._listening = False
+        self._run_ids: dict[str, int] = {}  # thread id -> run id, for the runs written here
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -174,7 +99,7 @@ class Ledger:
         distill: str | None = None,
         scorer: str | None = None,
     ) -> int:
-        """Record a new run (status 'running') and start recording its calls; returns its id.
+        """Record a new run (status 'running'); returns its id.
 
         Raises:
             LedgerError: the thread id is already in the ledger (resume it instead).
@@ -201,18 +126,17 @@ class Ledger:
             session.add(run)
             session.flush()
             run_id = run.id
-        self._open(thread_id, run_id)
+        with self._lock:
+            self._run_ids[thread_id] = run_id
         return run_id
 
     def reopen_run(self, thread_id: str) -> RunDetail:
-        """Mark a stopped run 'running' again (for a resume) and record its further calls."""
+        """Mark a stopped run 'running' again (for a resume)."""
         with self._session() as session:
             run = self._run(session, thread_id)
             run.status = "running"
             run.error = None
             run.finished_at = None
-            run_id = run.id
-        self._open(thread_id, run_id)
         detail = self.get_run(thread_id)
         assert detail is not None
         return detail
@@ -265,23 +189,21 @@ class Ledger:
         *,
         answer: str | None,
         final_text: str | None,
-        b_seq: int | None,
-        b_tot: int | None,
         wall_s: float | None,
         status: Status,
         grade: bool | None = None,
         error: str | None = None,
-    ) -> None:
-        """Close a run with its outcome and stop recording its calls."""
-        try:
-            with self._session() as session:
-                run = self._run(session, thread_id)
-                run.answer, run.final_text = answer, final_text
-                run.b_seq, run.b_tot, run.wall_s = b_seq, b_tot, wall_s
-                run.status, run.grade, run.error = status, grade, error
-                run.finished_at = utcnow()
-        finally:
-            self._close(thread_id)
+    ) -> Budgets:
+        """Close a run with its outcome; its B_seq and B_tot come from its call rows (returned)."""
+        with self._session() as session:
+            run = self._run(session, thread_id)
+            rows = session.scalars(select(Call).where(Call.run_id == run.id).order_by(Call.id))
+            figures = budgets(call_record(row) for row in rows)
+            run.answer, run.final_text = answer, final_text
+            run.b_seq, run.b_tot, run.wall_s = figures.b_seq, figures.b_tot, wall_s
+            run.status, run.grade, run.error = status, grade, error
+            run.finished_at = utcnow()
+        return figures
 
     def set_grade(self, thread_id: str, grade: bool | None) -> None:
         """Store (or replace) a run's grade."""
@@ -402,7 +324,7 @@ class Ledger:
         if experiment_id is not None:
             query = query.where(Run.experiment_id == experiment_id)
         with self._sessions() as session:
-            return [_summary(run, int(count)) for run, count in session.execute(query).all()]
+            return [run_summary(run, int(count)) for run, count in session.execute(query).all()]
 
     def get_run(self, key: str | int) -> RunDetail | None:
         """A run by thread id, or by its numeric ledger id (an int or a string of digits)."""
@@ -412,9 +334,9 @@ class Ledger:
                 run = session.get(Run, int(key))
             if run is None:
                 return None
-            records = [_record(call) for call in run.calls]
+            records = [call_record(call) for call in run.calls]
             spaces = [WorkspaceInfo(w.round, w.index, w.text, w.tokens) for w in run.workspaces]
-            summary = _summary(run, len(records))
+            summary = run_summary(run, len(records))
             return RunDetail(
                 **{name: getattr(summary, name) for name in summary.__dataclass_fields__},
                 distill=run.distill,
@@ -427,10 +349,7 @@ class Ledger:
             )
 
     def close(self) -> None:
-        """Stop listening for calls and release the database connections."""
-        with self._lock:
-            self._active.clear()
-            self._set_listening(False)
+        """Release the database connections."""
         self.engine.dispose()
 
     # -- internals -------------------------------------------------------------------------
@@ -443,85 +362,11 @@ class Ledger:
 
     def _run_id(self, thread_id: str) -> int:
         with self._lock:
-            run_id = self._active.get(thread_id)
+            run_id = self._run_ids.get(thread_id)
         if run_id is not None:
             return run_id
         with self._sessions() as session:
-            return self._run(session, thread_id).id
-
-    def _open(self, thread_id: str, run_id: int) -> None:
+            run_id = self._run(session, thread_id).id
         with self._lock:
-            self._active[thread_id] = run_id
-            self._set_listening(True)
-
-    def _close(self, thread_id: str) -> None:
-        with self._lock:
-            self._active.pop(thread_id, None)
-            self._set_listening(bool(self._active))
-
-    def _set_listening(self, on: bool) -> None:
-        # Listen only while a run is open, so a forgotten Ledger is not kept alive by pdr.calls.
-        if on and not self._listening:
-            add_call_listener(self._on_call)
-        elif not on and self._listening:
-            remove_call_listener(self._on_call)
-        self._listening = on
-
-    def _on_call(self, record: CallRecord) -> None:
-        """pdr.calls listener: runs inside the node, where LangGraph's config names the thread."""
-        try:
-            thread_id = get_config()["configurable"]["thread_id"]
-        except (RuntimeError, KeyError):
-            return  # a call outside any graph run, or a run without a thread
-        with self._lock:
-            known = thread_id in self._active
-        if known:
-            self.record_call(str(thread_id), record)
-
-
-def _summary(run: Run, calls: int) -> RunSummary:
-    return RunSummary(
-        id=run.id,
-        thread_id=run.thread_id,
-        graph=run.graph,
-        models={str(k): str(v) for k, v in run.models.items()},
-        problem=run.problem,
-        status=run.status,
-        answer=run.answer,
-        gold=run.gold,
-        grade=run.grade,
-        b_seq=run.b_seq,
-        b_tot=run.b_tot,
-        wall_s=run.wall_s,
-        calls=calls,
-        experiment_id=run.experiment_id,
-        item_id=run.item_id,
-        seed=run.seed,
-        created_at=_utc(run.created_at),
-        finished_at=_utc(run.finished_at) if run.finished_at else None,
-    )
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite drops the zone of stored timestamps; they were written in UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _record(call: Call) -> CallRecord:
-    role: Any = call.role
-    return CallRecord(
-        role=role,
-        round=call.round,
-        index=call.index,
-        attempt=call.attempt,
-        model=call.model,
-        input_tokens=call.input_tokens,
-        output_tokens=call.output_tokens,
-        reasoning_tokens=call.reasoning_tokens,
-        cached_tokens=call.cached_tokens,
-        samples=call.samples,
-        sample_output_tokens=call.sample_output_tokens,
-        latency_s=call.latency_s,
-        estimated=call.estimated,
-        error=call.error,
-    )
+            self._run_ids[thread_id] = run_id
+        return run_id

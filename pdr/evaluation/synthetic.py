@@ -16,7 +16,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pdr.datasets import Dataset, DatasetError, Problem
+from pdr.evaluation.problems import Dataset, DatasetError, Problem
 
 MAX_VALUE = 200
 MAX_LEVEL = 8

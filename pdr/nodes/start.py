@@ -6,9 +6,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from pdr.events import ROUND_STARTED, emit
 from pdr.graphs.context import RunContext
 from pdr.graphs.state import State
-from pdr.nodes.progress import emit
 
 
 async def start(state: State, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -19,5 +19,5 @@ async def start(state: State, runtime: Runtime[RunContext]) -> dict[str, Any]:
     if not isinstance(problem, str) or not problem.strip():
         raise ValueError("problem: the input needs a non-empty 'problem' string")
     sizes = context.round_sizes()
-    emit("round_started", round=1, drafts=sizes[0], rounds=len(sizes))
+    emit(ROUND_STARTED, round=1, drafts=sizes[0], rounds=len(sizes))
     return {"round": 1, "drafts": None, "workspaces": [""], "calls": None}

@@ -15,11 +15,11 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from pdr.calls import call_model, call_seed, sampling_for
-from pdr.graphs.context import PDRContext, RefineContext
+from pdr.calls import call_model
+from pdr.events import ROUND_STARTED, WORKSPACE_WRITTEN, emit
+from pdr.graphs.context import ContextError, PDRContext, RefineContext
 from pdr.graphs.state import Draft, State
 from pdr.models import Message
-from pdr.nodes.progress import emit
 from pdr.nodes.scoring import SCORERS, Scorer, vote
 from pdr.nodes.workspace import bound_text, bound_workspace, count_tokens, excerpt
 from pdr.prompts import distill as prompts
@@ -37,7 +37,7 @@ def next_round_size(state: State, context: RefineContext) -> int:
     return context.round_sizes()[state["round"]]
 
 
-def summary_messages(problem: str, drafts: list[Draft], context: RefineContext) -> list[Message]:
+def summary_messages(problem: str, drafts: list[Draft], context: PDRContext) -> list[Message]:
     """The summary prompt: every draft (within distill_input_tokens) and the kappa bound."""
     shown = "\n\n".join(
         prompts.DRAFT_IN_SUMMARY.format(number=i + 1, text=excerpt(d["text"], context, len(drafts)))
@@ -45,7 +45,7 @@ def summary_messages(problem: str, drafts: list[Draft], context: RefineContext) 
     )
     user = prompts.SUMMARY.format(problem=problem, drafts=shown, kappa=context.kappa)
     return [
-        {"role": "system", "content": prompts.SUMMARY_SYSTEM},
+        {"role": "system", "content": context.summary_system_prompt},
         {"role": "user", "content": user},
     ]
 
@@ -60,13 +60,6 @@ async def summary(state: State, runtime: Runtime[PDRContext]) -> dict[str, Any]:
         round_=state["round"],
         index=0,
         messages=summary_messages(state["problem"], drafts, context),
-        options=sampling_for(
-            context,
-            "distill",
-            context.kappa,
-            context.distill_temperature,
-            seed=call_seed(context, state["round"], 0),
-        ),
     )
     return {"workspaces": [result.text], "calls": result.records}
 
@@ -169,14 +162,14 @@ def distill_step(operator: Distiller) -> Distiller:
             )
         next_round = state["round"] + 1
         emit(
-            "workspace_written",
+            WORKSPACE_WRITTEN,
             round=state["round"],
-            workspaces=len(workspaces),
-            tokens=max(count_tokens(text, context) for text in workspaces),
+            texts=workspaces,
+            tokens=[count_tokens(text, context) for text in workspaces],
         )
         sizes = context.round_sizes()
         if next_round < len(sizes):
-            emit("round_started", round=next_round, drafts=sizes[next_round - 1], rounds=len(sizes))
+            emit(ROUND_STARTED, round=next_round, drafts=sizes[next_round - 1], rounds=len(sizes))
         return {
             **{key: value for key, value in update.items() if key not in {"workspaces", "calls"}},
             "workspaces": workspaces,
@@ -188,18 +181,38 @@ def distill_step(operator: Distiller) -> Distiller:
     return distill
 
 
-DISTILLERS: dict[str, Callable[[str], Distiller]] = {
-    "summary": lambda scorer: summary,
+SCORED_OPERATORS: dict[str, Callable[[str], Distiller]] = {
     "topk": topk,
     "topk_per_sample": topk_per_sample,
-    "random_k": lambda scorer: random_k,
 }
+PLAIN_OPERATORS: dict[str, Distiller] = {"summary": summary, "random_k": random_k}
+OPERATOR_NAMES: tuple[str, ...] = tuple(sorted([*SCORED_OPERATORS, *PLAIN_OPERATORS]))
+DEFAULT_SCORER = "vote"
 
 
-def distiller(name: str, scorer: str = "vote") -> Distiller:
-    """A distill operator by name (for the command line); raises naming the valid choices."""
-    if name not in DISTILLERS:
-        raise ValueError(f"distill: unknown operator {name!r}; choose one of {sorted(DISTILLERS)}")
-    if scorer not in SCORERS:
-        raise ValueError(f"scorer: unknown scorer {scorer!r}; choose one of {sorted(SCORERS)}")
-    return DISTILLERS[name](scorer)
+def distiller(name: str, scorer: str | None = None) -> Distiller:
+    """A distill operator by name (for the command line and the evaluation harness).
+
+    ``scorer`` ranks the drafts of the top-k operators (default vote); the other operators rank
+    nothing, and naming a scorer for them is refused rather than recorded as if it had run.
+
+    Raises:
+        ContextError: an unknown operator or scorer, or a scorer for an operator without one.
+    """
+    if name in PLAIN_OPERATORS:
+        if scorer is not None:
+            raise ContextError(
+                f"scorer: the {name} operator ranks no drafts, so it takes no scorer; drop the "
+                f"scorer, or use {' or '.join(SCORED_OPERATORS)}"
+            )
+        return PLAIN_OPERATORS[name]
+    if name not in SCORED_OPERATORS:
+        raise ContextError(
+            f"distill: unknown operator {name!r}; choose one of {', '.join(OPERATOR_NAMES)}"
+        )
+    chosen = DEFAULT_SCORER if scorer is None else scorer
+    if chosen not in SCORERS:
+        raise ContextError(
+            f"scorer: unknown scorer {chosen!r}; choose one of {', '.join(sorted(SCORERS))}"
+        )
+    return SCORED_OPERATORS[name](chosen)

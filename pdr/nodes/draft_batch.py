@@ -23,12 +23,12 @@ from langgraph.types import Send
 
 from pdr.answers import extract_answer
 from pdr.budget import CallRecord
-from pdr.calls import CallResult, call_model, call_seed, sampling_for
-from pdr.graphs.context import RefineContext, RunContext
+from pdr.calls import CallResult, call_model
+from pdr.events import DRAFT_FINISHED, emit
+from pdr.graphs.context import RefineContext
 from pdr.graphs.state import Draft, State
 from pdr.models import get_backend
 from pdr.nodes.draft import draft_messages
-from pdr.nodes.progress import emit
 
 
 class DraftBatchTask(TypedDict):
@@ -63,11 +63,11 @@ def next_round_batched(state: State) -> list[Send] | Literal["refine"]:
     ]
 
 
-async def draft_batch(task: DraftBatchTask, runtime: Runtime[RunContext]) -> dict[str, Any]:
+async def draft_batch(task: DraftBatchTask, runtime: Runtime[RefineContext]) -> dict[str, Any]:
     """Write the group's drafts with one n-sample call (single calls for what it lacks)."""
     context = runtime.context
     round_, indices = task["round"], task["indices"]
-    messages = draft_messages(task["problem"], task["workspace"])
+    messages = draft_messages(task["problem"], task["workspace"], context)
     texts: list[str] = []
     records: list[CallRecord] = []
     tokens: list[tuple[int, int]] = []
@@ -78,14 +78,7 @@ async def draft_batch(task: DraftBatchTask, runtime: Runtime[RunContext]) -> dic
             round_=round_,
             index=indices[0],
             messages=messages,
-            options=sampling_for(
-                context,
-                "draft",
-                context.max_tokens,
-                context.temperature,
-                n=len(indices),
-                seed=call_seed(context, round_, indices[0]),
-            ),
+            n=len(indices),
         )
         generation = result.generation
         texts = generation.texts[: len(indices)]
@@ -102,13 +95,6 @@ async def draft_batch(task: DraftBatchTask, runtime: Runtime[RunContext]) -> dic
                     round_=round_,
                     index=index,
                     messages=messages,
-                    options=sampling_for(
-                        context,
-                        "draft",
-                        context.max_tokens,
-                        context.temperature,
-                        seed=call_seed(context, round_, index),
-                    ),
                 )
                 for index in missing
             ]
@@ -121,7 +107,7 @@ async def draft_batch(task: DraftBatchTask, runtime: Runtime[RunContext]) -> dic
     for index, text, (input_tokens, output_tokens) in zip(indices, texts, tokens, strict=True):
         answer = extract_answer(text)
         emit(
-            "draft_finished",
+            DRAFT_FINISHED,
             round=round_,
             index=index,
             input_tokens=input_tokens,

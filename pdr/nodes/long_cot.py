@@ -6,23 +6,23 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from pdr.calls import call_model, call_seed, sampling_for
-from pdr.graphs.context import RunContext
+from pdr.calls import call_model
+from pdr.graphs.context import LongCoTContext
 from pdr.graphs.state import State
 from pdr.models import Message
 from pdr.nodes.refine import finish
 from pdr.prompts import long_cot as prompts
 
 
-def long_cot_messages(problem: str) -> list[Message]:
+def long_cot_messages(problem: str, context: LongCoTContext) -> list[Message]:
     """The baseline prompt: the problem, with room to think."""
     return [
-        {"role": "system", "content": prompts.SYSTEM},
+        {"role": "system", "content": context.long_cot_system_prompt},
         {"role": "user", "content": prompts.PROBLEM.format(problem=problem)},
     ]
 
 
-async def long_cot(state: State, runtime: Runtime[RunContext]) -> dict[str, Any]:
+async def long_cot(state: State, runtime: Runtime[LongCoTContext]) -> dict[str, Any]:
     """Answer in one call whose output cap is the whole thinking budget."""
     context = runtime.context
     result = await call_model(
@@ -30,13 +30,6 @@ async def long_cot(state: State, runtime: Runtime[RunContext]) -> dict[str, Any]
         role="long_cot",
         round_=1,
         index=0,
-        messages=long_cot_messages(state["problem"]),
-        options=sampling_for(
-            context,
-            "long_cot",
-            context.max_tokens,
-            context.temperature,
-            seed=call_seed(context, 1, 0),
-        ),
+        messages=long_cot_messages(state["problem"], context),
     )
     return finish(state, result.text, result.records)

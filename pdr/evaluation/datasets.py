@@ -4,7 +4,7 @@ A dataset spec is one string, as ``pdr eval --dataset`` takes it:
 
 - ``path/to/file.jsonl``: one JSON object a line; the problem and answer fields are found by name
   (``problem``/``question``/``prompt`` and ``answer``/``final_answer``), or given with a FieldMap.
-- ``synthetic:level=2,n=50,seed=0``: the generated offline set (``pdr.synthetic``).
+- ``synthetic:level=2,n=50,seed=0``: the generated offline set (``pdr.evaluation.synthetic``).
 - ``aime24``, ``aime25``, ``amc23``, ``gsm8k``: presets. Each reads ``<name>.jsonl`` from the data
   directory (``data_dir`` or ``$PDR_DATASETS_DIR``) when it is there, else its Hugging Face dataset.
 - ``hf:OWNER/NAME[:CONFIG][@SPLIT]``: any Hugging Face dataset (needs the ``datasets`` package and
@@ -17,40 +17,21 @@ integers as integers).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
+
+from pdr.evaluation import synthetic
+from pdr.evaluation.problems import Dataset, DatasetError, Problem
 
 PROBLEM_FIELDS = ("problem", "question", "prompt", "input")
 ANSWER_FIELDS = ("answer", "final_answer", "target", "solution")
 ID_FIELDS = ("id", "idx", "problem_idx", "unique_id")
 
 AnswerFormat = Literal["auto", "plain", "gsm8k"]
-
-
-class DatasetError(ValueError):
-    """A dataset that cannot be loaded; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One problem with its gold answer.
-
-    Attributes:
-        id: stable identifier inside its dataset (results are keyed by it).
-        problem: the problem statement given to the model.
-        answer: the gold answer as text.
-        level: difficulty level where the dataset has one (the generated set), else None.
-    """
-
-    id: str
-    problem: str
-    answer: str
-    level: int | None = None
 
 
 @dataclass(frozen=True)
@@ -102,43 +83,6 @@ PRESETS: dict[str, Preset] = {
         "test",
     ),
 }
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """A loaded problem set.
-
-    Attributes:
-        name: the canonical spec it was loaded from (experiments are keyed by it).
-        problems: the problems, in file order.
-    """
-
-    name: str
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def fingerprint(self) -> str:
-        """A short hash of ids, problems and answers: the same text gives the same fingerprint."""
-        digest = hashlib.sha256()
-        for problem in self.problems:
-            for part in (problem.id, problem.problem, problem.answer):
-                digest.update(part.encode())
-                digest.update(b"\0")
-        return digest.hexdigest()[:16]
-
-    def head(self, limit: int | None) -> Dataset:
-        """The first ``limit`` problems (all of them for None)."""
-        if limit is None:
-            return self
-        if limit < 1:
-            raise DatasetError(f"limit must be >= 1, got {limit}")
-        return Dataset(
-            name=f"{self.name}[:{limit}]" if limit < len(self.problems) else self.name,
-            problems=self.problems[:limit],
-        )
-
-    def __len__(self) -> int:
-        return len(self.problems)
 
 
 def gsm8k_answer(text: str) -> str:
@@ -304,8 +248,6 @@ def load_dataset(
     if not spec:
         raise DatasetError("empty dataset spec")
     if spec == "synthetic" or spec.startswith("synthetic:"):
-        from pdr import synthetic
-
         loaded = synthetic.load(spec)
     elif spec in PRESETS:
         loaded = _load_preset(spec, fields, data_dir)

@@ -9,22 +9,22 @@ from collections.abc import Awaitable, Callable
 
 from pdr.answers import normalize_answer
 from pdr.budget import CallRecord
-from pdr.calls import call_model, call_seed, sampling_for
-from pdr.graphs.context import RefineContext
+from pdr.calls import call_model
+from pdr.events import DRAFT_VERIFIED, emit
+from pdr.graphs.context import PDRContext
 from pdr.graphs.state import Draft
 from pdr.models import Message
-from pdr.nodes.progress import emit
 from pdr.nodes.workspace import excerpt
 from pdr.prompts import verify as prompts
 
 Scores = list[float]
-Scorer = Callable[[str, list[Draft], RefineContext], Awaitable[tuple[Scores, list[CallRecord]]]]
+Scorer = Callable[[str, list[Draft], PDRContext], Awaitable[tuple[Scores, list[CallRecord]]]]
 
 _SCORE = re.compile(r"score\s*[:=]\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
 async def vote(
-    problem: str, drafts: list[Draft], context: RefineContext
+    problem: str, drafts: list[Draft], context: PDRContext
 ) -> tuple[Scores, list[CallRecord]]:
     """Score = how many drafts reached the same final answer (0 without an answer); no calls."""
     keys = [normalize_answer(d["answer"]) for d in drafts]
@@ -32,10 +32,10 @@ async def vote(
     return [float(counts[key]) if key is not None else 0.0 for key in keys], []
 
 
-def verify_messages(problem: str, draft_text: str) -> list[Message]:
+def verify_messages(problem: str, draft_text: str, context: PDRContext) -> list[Message]:
     """The verify prompt for one draft."""
     return [
-        {"role": "system", "content": prompts.SYSTEM},
+        {"role": "system", "content": context.verify_system_prompt},
         {"role": "user", "content": prompts.VERIFY.format(problem=problem, draft=draft_text)},
     ]
 
@@ -47,7 +47,7 @@ def parse_score(text: str) -> float:
 
 
 async def verify(
-    problem: str, drafts: list[Draft], context: RefineContext
+    problem: str, drafts: list[Draft], context: PDRContext
 ) -> tuple[Scores, list[CallRecord]]:
     """The model grades every draft in parallel calls (one stage of B_seq); score = its grade."""
 
@@ -57,17 +57,12 @@ async def verify(
             role="verify",
             round_=item["round"],
             index=item["index"],
-            messages=verify_messages(problem, excerpt(item["text"], context, len(drafts))),
-            options=sampling_for(
-                context,
-                "verify",
-                context.verify_max_tokens,
-                context.distill_temperature,
-                seed=call_seed(context, item["round"], item["index"]),
+            messages=verify_messages(
+                problem, excerpt(item["text"], context, len(drafts)), context
             ),
         )
         score = parse_score(result.text)
-        emit("draft_verified", round=item["round"], index=item["index"], score=score)
+        emit(DRAFT_VERIFIED, round=item["round"], index=item["index"], score=score)
         return score, result.records
 
     graded = await asyncio.gather(*(grade(i, d) for i, d in enumerate(drafts)))

@@ -7,25 +7,28 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from pdr.answers import extract_answer
-from pdr.calls import call_model, call_seed, sampling_for
-from pdr.graphs.context import RunContext
+from pdr.calls import call_model
+from pdr.events import DRAFT_FINISHED, emit
+from pdr.graphs.context import RefineContext
 from pdr.graphs.state import Draft, DraftTask
 from pdr.models import Message
-from pdr.nodes.progress import emit
 from pdr.prompts import draft as prompts
 
 
-def draft_messages(problem: str, workspace: str) -> list[Message]:
+def draft_messages(problem: str, workspace: str, context: RefineContext) -> list[Message]:
     """The draft prompt: the problem alone in round 1, with the workspace afterwards."""
     user = (
         prompts.WITH_WORKSPACE.format(problem=problem, workspace=workspace)
         if workspace
         else prompts.FIRST.format(problem=problem)
     )
-    return [{"role": "system", "content": prompts.SYSTEM}, {"role": "user", "content": user}]
+    return [
+        {"role": "system", "content": context.draft_system_prompt},
+        {"role": "user", "content": user},
+    ]
 
 
-async def draft(task: DraftTask, runtime: Runtime[RunContext]) -> dict[str, Any]:
+async def draft(task: DraftTask, runtime: Runtime[RefineContext]) -> dict[str, Any]:
     """Write one draft; returns it and the call's ledger records."""
     context = runtime.context
     round_, index = task["round"], task["index"]
@@ -34,20 +37,13 @@ async def draft(task: DraftTask, runtime: Runtime[RunContext]) -> dict[str, Any]
         role="draft",
         round_=round_,
         index=index,
-        messages=draft_messages(task["problem"], task["workspace"]),
-        options=sampling_for(
-            context,
-            "draft",
-            context.max_tokens,
-            context.temperature,
-            seed=call_seed(context, round_, index),
-        ),
+        messages=draft_messages(task["problem"], task["workspace"], context),
     )
     text = result.text
     answer = extract_answer(text)
     record = result.records[-1]
     emit(
-        "draft_finished",
+        DRAFT_FINISHED,
         round=round_,
         index=index,
         input_tokens=record["input_tokens"],

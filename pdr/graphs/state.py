@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 # typing_extensions' TypedDict: pydantic (LangGraph Studio's schemas) rejects typing's on 3.11.
 from typing_extensions import TypedDict
@@ -28,20 +28,15 @@ class DraftTask(TypedDict):
     workspace: str
 
 
-def merge_drafts(current: list[Draft] | None, update: list[Draft] | None) -> list[Draft]:
-    """Drafts of the running round accumulate; ``None`` clears them once a round is distilled.
+T = TypeVar("T")
 
-    Clearing keeps each checkpoint's copy of the drafts bounded by one round.
+
+def accumulate(current: list[T] | None, update: list[T] | None) -> list[T]:
+    """A list channel that grows with every update; ``None`` empties it.
+
+    ``drafts`` is emptied once a round is distilled, which keeps each checkpoint's copy of the
+    drafts bounded by one round; ``calls`` is emptied when a new run starts on the same thread.
     """
-    if update is None:
-        return []
-    return [*(current or []), *update]
-
-
-def merge_calls(
-    current: list[CallRecord] | None, update: list[CallRecord] | None
-) -> list[CallRecord]:
-    """Ledger records accumulate over the run; ``None`` starts a new run on the same thread."""
     if update is None:
         return []
     return [*(current or []), *update]
@@ -71,6 +66,6 @@ class State(InputState, OutputState, total=False):
     """
 
     round: int
-    drafts: Annotated[list[Draft], merge_drafts]
+    drafts: Annotated[list[Draft], accumulate]
     workspaces: list[str]
-    calls: Annotated[list[CallRecord], merge_calls]
+    calls: Annotated[list[CallRecord], accumulate]

@@ -1,21 +1,19 @@
 """``pdr eval`` and ``pdr plot``: the evaluation harness and its figures on the command line.
 
-``register(app)`` adds both commands to the Typer app of ``pdr.cli``. Every expected failure (a bad
-option, an unknown dataset, an unreachable model) ends with one line on stderr and a non-zero exit
-status, never a traceback.
+``register(app)`` adds both commands to a Typer app (``pdr.cli`` builds the ``pdr`` one with it).
+Every expected failure (a bad option, an unknown dataset, an unreachable model) ends with one line
+on stderr and a non-zero exit status, never a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Annotated, Literal, TextIO
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -27,49 +25,35 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from pdr.datasets import DatasetError, FieldMap, load_dataset
+from pdr.cli.terminal import LiveConsole
 from pdr.evaluation import harness as h
-from pdr.evaluation.plot import write_figures
-from pdr.evaluation.report import csv_text, markdown_table, rich_table
+from pdr.evaluation.configs import (
+    METHODS,
+    Config,
+    EvalError,
+    EvalSpec,
+    default_ladder,
+    parse_config,
+)
+from pdr.evaluation.datasets import FieldMap, load_dataset
+from pdr.evaluation.problems import DatasetError
+from pdr.evaluation.report import (
+    EvalReport,
+    csv_text,
+    markdown_table,
+    matching_markdown,
+    rich_table,
+    stored_report,
+)
+from pdr.graphs.catalog import check_models, make_context
 from pdr.graphs.context import ContextError, RunContext
 from pdr.models import BackendError
 from pdr.store.ledger import Ledger, LedgerError
 
+console = LiveConsole("stdout")
+errors = LiveConsole("stderr")
 
-def _stream(name: Literal["stdout", "stderr"]) -> TextIO:
-    """The process's own stdout/stderr (see ``pdr.cli.own_stream``), else the current one.
-
-    llama.cpp's quiet mode points the standard streams at /dev/null while a model loads in a
-    worker thread; the command line's duplicate handles keep the progress and tables visible.
-    Imported late: ``pdr.cli`` imports this module while it is being built.
-    """
-    try:
-        from pdr.cli import own_stream
-    except ImportError:
-        return sys.stdout if name == "stdout" else sys.stderr
-    return own_stream(name)
-
-
-class _Console(Console):
-    """A Rich console that writes to the stream ``_stream`` gives at the moment of writing."""
-
-    def __init__(self, name: Literal["stdout", "stderr"]) -> None:
-        self._name = name  # before Console.__init__, which already reads ``file``
-        super().__init__(stderr=name == "stderr")
-
-    @property
-    def file(self) -> IO[str]:
-        return _stream(self._name)
-
-    @file.setter
-    def file(self, value: IO[str]) -> None:
-        pass  # always the stream of the moment
-
-
-console = _Console("stdout")
-errors = _Console("stderr")
-
-EXPECTED = (h.EvalError, DatasetError, ContextError, LedgerError, BackendError)
+EXPECTED = (EvalError, DatasetError, ContextError, LedgerError, BackendError)
 
 
 @contextmanager
@@ -116,19 +100,19 @@ class _Bar:
             )
 
 
-def _ladders(methods: list[str], configs: list[str], max_tokens: int) -> list[h.Config]:
-    custom = [h.parse_config(text) for text in configs]
-    ladders: list[h.Config] = []
+def _ladders(methods: list[str], configs: list[str], max_tokens: int) -> list[Config]:
+    custom = [parse_config(text) for text in configs]
+    ladders: list[Config] = []
     for method in methods:
         own = [config for config in custom if config.method == method]
-        ladders += own or h.default_ladder(method, max_tokens)
+        ladders += own or default_ladder(method, max_tokens)
     stray = sorted({c.method for c in custom} - set(methods))
     if stray:
-        raise h.EvalError(f"--config names {', '.join(stray)}, which --method does not include")
+        raise EvalError(f"--config names {', '.join(stray)}, which --method does not include")
     return ladders
 
 
-def _print_report(report: h.EvalReport) -> None:
+def _print_report(report: EvalReport) -> None:
     if report.measurements:
         table = Table(title="budget matching (calibration runs)")
         for header in (
@@ -158,17 +142,19 @@ def _print_report(report: h.EvalReport) -> None:
         console.print("no finished runs yet")
 
 
-def _markdown(report: h.EvalReport) -> str:
+def _markdown(report: EvalReport) -> str:
     """The results table, then (with budgets) the budget-matching table."""
     text = markdown_table(report.rows)
-    matching = h.matching_markdown(report)
+    matching = matching_markdown(report)
     return f"{text}\nBudget matching (calibration runs):\n\n{matching}" if matching else text
 
 
-def _write_outputs(report: h.EvalReport, out: Path) -> list[Path]:
+def _write_outputs(report: EvalReport, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.md").write_text(_markdown(report))
     (out / "results.csv").write_text(csv_text(report.rows))
+    from pdr.evaluation.plot import write_figures  # matplotlib: only when a figure is written
+
     return [out / "results.md", out / "results.csv", *write_figures(report.rows, out)]
 
 
@@ -260,21 +246,21 @@ def eval_command(
         if problem_field or answer_field or id_field:
             fields = FieldMap(problem_field, answer_field, id_field)
         data = load_dataset(dataset, fields=fields, limit=limit, data_dir=data_dir)
-        methods = list(dict.fromkeys(method or h.METHODS))
+        methods = list(dict.fromkeys(method or METHODS))
         for chosen in methods:
-            if chosen not in h.METHODS:
-                raise h.EvalError(f"--method {chosen!r}: choose from {', '.join(h.METHODS)}")
+            if chosen not in METHODS:
+                raise EvalError(f"--method {chosen!r}: choose from {', '.join(METHODS)}")
         if max_tokens < 1 or seeds < 1 or calibrate < 1:
-            raise h.EvalError("--max-tokens, --seeds and --calibrate must be >= 1")
+            raise EvalError("--max-tokens, --seeds and --calibrate must be >= 1")
         if any(b < 1 for b in budget or []):
-            raise h.EvalError("--budget values are token counts >= 1")
+            raise EvalError("--budget values are token counts >= 1")
         shared: dict[str, object] = {}
         if temperature is not None:
             shared["temperature"] = temperature
         if max_concurrency is not None:
             shared["max_concurrency"] = max_concurrency
         model_spec = model or RunContext().model
-        spec = h.EvalSpec(
+        spec = EvalSpec(
             dataset=data,
             model=model_spec,
             ladders=_ladders(methods, config or [], max_tokens),
@@ -284,8 +270,6 @@ def eval_command(
             context=shared,
             instruction=(instruction or "").strip(),
         )
-        from pdr.runner import check_models, make_context
-
         check_models(make_context("long_cot", model=model_spec, **shared))
         ledger = Ledger(database)
         bar_view = Progress(
@@ -340,13 +324,15 @@ def plot_command(
     """Plot accuracy against B_seq and B_tot (log scale, one line per method) as PNG and SVG."""
     with _one_line_errors():
         ledger = Ledger(database)
-        report = h.stored_report(ledger, experiment)
+        report = stored_report(ledger, experiment)
         if not report.rows:
-            raise h.EvalError(f"experiment {experiment!r} has no finished runs to plot yet")
+            raise EvalError(f"experiment {experiment!r} has no finished runs to plot yet")
         _print_report(report)
         out.mkdir(parents=True, exist_ok=True)
         (out / f"{stem}.md").write_text(_markdown(report))
         (out / f"{stem}.csv").write_text(csv_text(report.rows))
+        from pdr.evaluation.plot import write_figures  # matplotlib: only when plotting
+
         paths = [out / f"{stem}.md", out / f"{stem}.csv"]
         paths += write_figures(report.rows, out, stem=stem, title=title or report.name)
         for path in paths:

@@ -1,0 +1,5 @@
+"""``python -m pdr.cli``: the ``pdr`` command."""
+
+from pdr.cli import main
+
+main()

@@ -1,0 +1,118 @@
+"""The three graphs by name: their context types, their builders, and the checks before a run.
+
+The command line, the runner and the evaluation harness name a graph ("pdr", "sr", "long_cot"), a
+distill operator and a scorer as text; this module turns those names into a run context and an
+uncompiled builder, refusing what cannot run (or would run as something other than it says)
+before any model is called.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from langgraph.graph import StateGraph
+
+from pdr.graphs.context import (
+    MODEL_FIELDS,
+    ContextError,
+    LongCoTContext,
+    PDRContext,
+    RunContext,
+    SRContext,
+    context_fields,
+)
+from pdr.graphs.long_cot import build_long_cot
+from pdr.graphs.pdr import build_pdr
+from pdr.graphs.sr import build_sr
+from pdr.models import get_backend
+from pdr.nodes.distill import DEFAULT_SCORER, OPERATOR_NAMES, SCORED_OPERATORS, distiller
+from pdr.nodes.scoring import SCORERS
+
+GraphName = Literal["pdr", "sr", "long_cot"]
+CONTEXT_TYPES: dict[str, type[RunContext]] = {
+    "pdr": PDRContext,
+    "sr": SRContext,
+    "long_cot": LongCoTContext,
+}
+GRAPHS: tuple[str, ...] = tuple(CONTEXT_TYPES)
+DISTILL_NAMES: tuple[str, ...] = OPERATOR_NAMES
+SCORER_NAMES: tuple[str, ...] = tuple(sorted(SCORERS))
+
+
+def context_type(graph: str) -> type[RunContext]:
+    """The run context class of ``graph``; raises ContextError naming the valid graphs."""
+    if graph not in CONTEXT_TYPES:
+        raise ContextError(f"graph: unknown graph {graph!r}; choose one of {', '.join(GRAPHS)}")
+    return CONTEXT_TYPES[graph]
+
+
+def graphs_taking(field_name: str) -> list[str]:
+    """The graphs whose run context has the field ``field_name``."""
+    return [name for name in GRAPHS if field_name in context_fields(CONTEXT_TYPES[name])]
+
+
+def make_context(graph: str, **values: Any) -> RunContext:
+    """The run context of ``graph`` from ``values``; None values keep the field's default.
+
+    Raises:
+        ContextError: naming the field, for a value the graph cannot use or does not take.
+    """
+    kind = context_type(graph)
+    accepted = context_fields(kind)
+    for name, value in values.items():
+        if value is not None and name not in accepted:
+            raise ContextError(f"{name}: the {graph} graph does not take this parameter")
+    return kind(**{name: value for name, value in values.items() if value is not None})
+
+
+def method_names(
+    graph: str, distill: str | None, scorer: str | None
+) -> tuple[str | None, str | None]:
+    """The (distill, scorer) a run of ``graph`` records: what really runs, None where nothing does.
+
+    Raises:
+        ContextError: an operator or scorer for a graph without one, an unknown name, or a scorer
+            for an operator that ranks no drafts.
+    """
+    if graph != "pdr":
+        for name, value in (("distill", distill), ("scorer", scorer)):
+            if value is not None:
+                raise ContextError(f"{name}: only the pdr graph distills drafts; drop it")
+        return None, None
+    chosen = distill or "summary"
+    distiller(chosen, scorer)  # raises for unknown names and meaningless pairs
+    return chosen, (scorer or DEFAULT_SCORER) if chosen in SCORED_OPERATORS else None
+
+
+def build_graph(
+    graph: str, distill: str | None = None, scorer: str | None = None
+) -> StateGraph[Any, Any, Any, Any]:
+    """The uncompiled builder of ``graph`` (the distill operator and scorer matter for PDR).
+
+    Raises:
+        ContextError: see ``method_names``.
+    """
+    context_type(graph)
+    chosen, chosen_scorer = method_names(graph, distill, scorer)
+    if graph == "pdr":
+        assert chosen is not None
+        return build_pdr(distill=distiller(chosen, chosen_scorer))
+    if graph == "sr":
+        return build_sr()
+    return build_long_cot()
+
+
+def check_models(context: RunContext) -> None:
+    """Build the backend of every model the context names, before any call is made.
+
+    Raises:
+        ContextError: naming the field whose model spec cannot be used, with the backend's reason.
+    """
+    for name in MODEL_FIELDS:
+        spec = getattr(context, name)
+        if spec is None:
+            continue
+        try:
+            get_backend(spec)
+        except Exception as error:
+            raise ContextError(f"{name}: {error}") from error
