@@ -22,6 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "pdr"
 DESIGN_FOLDERS = ("graphs", "nodes", "prompts", "store")
 MAX_MODULE_LINES = 400
+# Offline: the project's own build backend (setuptools) from this environment, no dependencies.
+PIP = [sys.executable, "-m", "pip", "-q", "--no-input"]
+OFFLINE_BUILD = ["--no-deps", "--no-build-isolation"]
 
 
 def git(*args: str, cwd: Path = ROOT) -> str:
@@ -60,8 +63,7 @@ def test_a_clone_without_symlinks_installs_and_imports(
     assert (clone / "graphs").is_file()  # the root link became a small text file there
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
-        + ["--target", str(target), str(clone)],
+        [*PIP, "install", *OFFLINE_BUILD, "--target", str(target), str(clone)],
         check=True,
         capture_output=True,
     )
@@ -85,8 +87,7 @@ def test_a_built_wheel_holds_every_module_once(
     clone_without_symlinks: Path, tmp_path: Path
 ) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
-        + ["-w", str(tmp_path), str(clone_without_symlinks)],
+        [*PIP, "wheel", *OFFLINE_BUILD, "-w", str(tmp_path), str(clone_without_symlinks)],
         check=True,
         capture_output=True,
     )
