@@ -14,9 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from pdr.cli import app
+from pdr.graphs.catalog import CONTEXT_TYPES
+from pdr.graphs.context import context_fields
 from pdr.store.ledger import Ledger
 from tests.scripted import ScriptedChatModel
 from tests.test_runner import PROBLEM, call_cost, expected_budgets
@@ -83,6 +86,35 @@ def test_run_shows_rounds_and_drafts_then_answer_and_budgets(
         "Thread: cli1  (pdr runs show cli1)",
     ]
     assert len(scripted.calls) == 8
+
+
+def test_every_run_context_field_is_an_option_of_run() -> None:
+    command = typer.main.get_command(app).commands["run"]  # type: ignore[attr-defined]
+    options = {name for param in command.params for name in param.opts}
+    for kind in CONTEXT_TYPES.values():
+        for field_name in context_fields(kind):
+            assert "--" + field_name.replace("_", "-") in options, field_name
+    help_text = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).output
+    # Help and defaults come from the fields: max_tokens differs per graph.
+    assert "(default: pdr 512; sr 512; long_cot 2048)" in help_text
+    assert "Retries of a call that failed for a transient reason. (default: 2)" in help_text
+
+
+def test_a_changed_system_prompt_is_sent_and_recorded(
+    scripted: ScriptedChatModel, tmp_path: Path
+) -> None:
+    custom = "You are terse. End with 'Answer: N'."
+    result = CliRunner().invoke(
+        app,
+        ["run", PROBLEM, "--model", "scripted", "--schedule", "2,1", "-q", "--thread-id", "p1"]
+        + ["--refine-system-prompt", custom, *files(tmp_path)],
+    )
+    assert result.exit_code == 0, result.output
+    assert [c.prompt.split("\n")[0] for c in scripted.calls if c.role == "unknown"] == [custom]
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    stored = ledger.get_run("p1")
+    assert stored is not None and stored.context["refine_system_prompt"] == custom
+    ledger.close()
 
 
 def test_run_reads_the_problem_from_a_file(scripted: ScriptedChatModel, tmp_path: Path) -> None:
@@ -161,9 +193,9 @@ BAD_OPTIONS = [
     ),
     (
         ["--kappa", "many"],
-        "Error: Invalid value for '--kappa': Input should be a valid integer, unable to parse "
-        "string as an integer",
+        "Error: --kappa: must be a whole number, got 'many'",
     ),
+    (["--temperature", "hot"], "Error: --temperature: must be a number, got 'hot'"),
     (["--kapa", "3"], "Error: No such option: --kapa (Possible options: --graph, --k, --kappa)"),
 ]
 

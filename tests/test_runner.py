@@ -70,6 +70,31 @@ CASES: list[
         {"draft": 5, "verify": 5, "refine": 1},
         [(1, 0), (2, 0)],
     ),
+    (
+        "pdr",
+        "topk",
+        "vote",
+        {"schedule": [3, 2, 1]},
+        {"draft": 5, "refine": 1},
+        [(1, 0), (2, 0)],
+    ),
+    # Per-sample workspaces: one per next-round draft (2 after round 1, 1 for the refine).
+    (
+        "pdr",
+        "topk_per_sample",
+        "verify",
+        {"schedule": [3, 2, 1]},
+        {"draft": 5, "verify": 5, "refine": 1},
+        [(1, 0), (1, 1), (2, 0)],
+    ),
+    (
+        "pdr",
+        "topk_per_sample",
+        "vote",
+        {"schedule": [2, 2, 1]},
+        {"draft": 4, "refine": 1},
+        [(1, 0), (1, 1), (2, 0)],
+    ),
     # Bootstrapped workspaces: one per next-round draft (2 after round 1, 1 for the refine).
     (
         "pdr",
@@ -125,6 +150,8 @@ async def test_each_graph_runs_into_the_ledger(
     )
     assert stored.calls == sum(roles.values())
     assert sum(r["input_tokens"] + r["output_tokens"] for r in stored.call_records) == b_tot
+    # The stored budgets are the one budget function applied to the run's own ledger rows.
+    assert stored.recorded_budgets == (stored.b_seq, stored.b_tot)
     assert stored.models == {"model": "scripted"}
     assert (stored.distill, stored.scorer) == (distill, scorer)
     assert [(w.round, w.index) for w in stored.workspaces] == spaces

@@ -42,10 +42,11 @@ class ContextOption:
         return option_name(self.name)
 
     @property
-    def typed(self) -> bool:
-        """True when Typer parses the text itself (numbers and words); lists are parsed here."""
+    def metavar(self) -> str:
+        """What the option's text looks like, for the help."""
         inner, _ = optional_inner(self.hint)
-        return inner in (str, int, float)
+        names = {str: "TEXT", int: "INT", float: "NUMBER", bool: "BOOL"}
+        return names.get(inner, "8,4,1")
 
     def help(self) -> str:
         """The field's description, the graphs that take it and its default(s)."""
@@ -61,11 +62,15 @@ class ContextOption:
             default = " (default: " + "; ".join(f"{g} {v}" for g, v in shown.items()) + ")"
         return f"{scope}{self.description}{default}"
 
-    def parse(self, raw: Any) -> Any:
-        """The option's value as the field's type (text for lists, already typed otherwise)."""
-        if raw is None or self.typed:
-            return raw
-        return parse_setting(self.name, str(raw), self.hint, self.text_hint)
+    def parse(self, raw: str | None) -> Any:
+        """The option's text as the field's type, parsed like ``PDR_<FIELD>`` (None: not given).
+
+        Raises:
+            ContextError: naming the field, when the text does not parse.
+        """
+        if raw is None:
+            return None
+        return parse_setting(self.name, raw, self.hint, self.text_hint)
 
 
 def _show(value: Any) -> str | None:
@@ -108,7 +113,7 @@ def with_context_options(
     """``command`` with one keyword option per context field added to its signature.
 
     ``command`` takes its own parameters and ``**values``; the generated options arrive in
-    ``values`` as the fields' types (None where the option was left out).
+    ``values`` as text (None where the option was left out), for ``context_values`` to parse.
     """
     own = [
         parameter
@@ -120,11 +125,11 @@ def with_context_options(
     for option in options:
         if option.name in taken:
             continue
-        inner, _ = optional_inner(option.hint)
-        kind: Any = inner if option.typed else str
         annotation = Annotated[
-            kind | None,
-            typer.Option(option.flag, help=option.help(), show_default=False),
+            str | None,
+            typer.Option(
+                option.flag, help=option.help(), metavar=option.metavar, show_default=False
+            ),
         ]
         generated.append(
             inspect.Parameter(

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 C = TypeVar("C")
 
 ENV_PREFIX = "PDR_"
-_NONE_WORDS = {"", "none", "null"}
+_NONE_WORDS = {"none", "null"}
 _TRUE_WORDS = {"1", "true", "yes", "on"}
 _FALSE_WORDS = {"0", "false", "no", "off"}
 

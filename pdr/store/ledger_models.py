@@ -9,7 +9,7 @@ is pdr's.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -31,12 +31,7 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    """Declarative base of the ledger tables."""
-
-    type_annotation_map: ClassVar[dict[Any, Any]] = {
-        dict[str, Any]: JSON,
-        datetime: DateTime(timezone=True),
-    }
+    """Declarative base of the ledger tables (JSON and timestamp columns name their types)."""
 
 
 class Experiment(Base):
@@ -46,8 +41,8 @@ class Experiment(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    config: Mapped[dict[str, Any]]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     results: Mapped[list[Result]] = relationship(back_populates="experiment")
 
@@ -62,8 +57,8 @@ class Run(Base):
     graph: Mapped[str] = mapped_column(String(20))
     distill: Mapped[str | None] = mapped_column(String(40))
     scorer: Mapped[str | None] = mapped_column(String(40))
-    models: Mapped[dict[str, Any]]
-    context: Mapped[dict[str, Any]]
+    models: Mapped[dict[str, Any]] = mapped_column(JSON)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON)
     problem: Mapped[str] = mapped_column(Text)
     gold: Mapped[str | None] = mapped_column(Text)
     answer: Mapped[str | None] = mapped_column(Text)
@@ -77,8 +72,8 @@ class Run(Base):
     experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id"), index=True)
     item_id: Mapped[str | None] = mapped_column(String(200))
     seed: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    finished_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     calls: Mapped[list[Call]] = relationship(back_populates="run", order_by="Call.id")
     workspaces: Mapped[list[Workspace]] = relationship(
@@ -107,7 +102,7 @@ class Call(Base):
     latency_s: Mapped[float]
     estimated: Mapped[bool]
     error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     run: Mapped[Run] = relationship(back_populates="calls")
 
