@@ -15,7 +15,9 @@ LOWER = re.compile(r"^\s*([A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*(?:>=|==)\s*([^,;\s]+
 
 
 def main() -> None:
-    project = tomllib.loads(Path(sys.argv[1] if len(sys.argv) > 1 else "pyproject.toml").read_text())
+    """Print ``name==lower`` for each of ``[project].dependencies``."""
+    path = Path(sys.argv[1] if len(sys.argv) > 1 else "pyproject.toml")
+    project = tomllib.loads(path.read_text())
     for requirement in project["project"]["dependencies"]:
         found = LOWER.match(requirement)
         if found is None:

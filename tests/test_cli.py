@@ -104,10 +104,9 @@ def test_a_changed_system_prompt_is_sent_and_recorded(
     scripted: ScriptedChatModel, tmp_path: Path
 ) -> None:
     custom = "You are terse. End with 'Answer: N'."
+    options = ["--schedule", "2,1", "-q", "--thread-id", "p1", "--refine-system-prompt", custom]
     result = CliRunner().invoke(
-        app,
-        ["run", PROBLEM, "--model", "scripted", "--schedule", "2,1", "-q", "--thread-id", "p1"]
-        + ["--refine-system-prompt", custom, *files(tmp_path)],
+        app, ["run", PROBLEM, "--model", "scripted", *options, *files(tmp_path)]
     )
     assert result.exit_code == 0, result.output
     assert [c.prompt.split("\n")[0] for c in scripted.calls if c.role == "unknown"] == [custom]
