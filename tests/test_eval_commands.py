@@ -142,6 +142,7 @@ def test_eval_writes_tables_and_figures_then_resumes_with_no_calls(
         (["--config", "sr:rounds=2", "--method", "pdr"], "--config names sr"),
         (["--budget", "0"], "--budget values are token counts >= 1"),
         (["--seeds", "0"], "must be >= 1"),
+        (["--distill-temperature", "warm"], "--distill-temperature: must be a number, got 'warm'"),
     ],
 )
 def test_bad_options_fail_with_one_line(
@@ -185,4 +186,49 @@ def test_progress_lines_when_not_on_a_terminal(
         "evaluate: 1/3 acc 100.0% of 1",
         "evaluate: 2/3 acc 100.0% of 2",
         "evaluate: 3/3 acc 100.0% of 3",
+    ]
+
+
+def test_every_shared_context_field_reaches_the_runs(
+    app: typer.Typer, model: ScriptedChatModel, tmp_path: Path
+) -> None:
+    """Context fields that no configuration sets are options of eval, shared by every run."""
+    custom = "You are terse. End with 'Answer: N'."
+    args = eval_args(
+        tmp_path,
+        "--method",
+        "long_cot",
+        "--method",
+        "sr",
+        "--config",
+        "long_cot:max_tokens=8",
+        "--config",
+        "sr:rounds=2,max_tokens=8,kappa=8",
+        "--limit",
+        "1",
+        "--max-retries",
+        "0",
+        "--distill-temperature",
+        "0.25",
+        "--long-cot-system-prompt",
+        custom,
+    )
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    ledger = Ledger(str(tmp_path / "ledger.sqlite"))
+    runs = [ledger.get_run(run.thread_id) for run in ledger.list_runs()]
+    ledger.close()
+    contexts = {run.graph: run.context for run in runs if run is not None}
+    assert set(contexts) == {"long_cot", "sr"}
+    for context in contexts.values():
+        assert (context["max_retries"], context["distill_temperature"]) == (0, 0.25)
+    assert contexts["long_cot"]["long_cot_system_prompt"] == custom
+    assert "long_cot_system_prompt" not in contexts["sr"]  # each method takes its own fields
+    # The long CoT call went out with the custom prompt (the scripted model no longer knows its
+    # role from it); SR's two calls kept their built-in prompts.
+    unknown = [call for call in model.calls if call.role == "unknown"]
+    assert [call.prompt.split("\n")[0] for call in unknown] == [custom]
+    assert sorted(call.role for call in model.calls if call.role != "unknown") == [
+        "draft",
+        "refine",
     ]

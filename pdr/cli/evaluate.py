@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import (
@@ -25,7 +25,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from pdr.cli.terminal import LiveConsole
+from pdr.cli.options import context_options, context_values, with_context_options
+from pdr.cli.terminal import CommandError, LiveConsole, print_error
 from pdr.evaluation import harness as h
 from pdr.evaluation.configs import (
     METHODS,
@@ -34,6 +35,7 @@ from pdr.evaluation.configs import (
     EvalSpec,
     default_ladder,
     parse_config,
+    shared_values,
 )
 from pdr.evaluation.datasets import FieldMap, load_dataset
 from pdr.evaluation.problems import DatasetError
@@ -53,7 +55,11 @@ from pdr.store.ledger import Ledger, LedgerError
 console = LiveConsole("stdout")
 errors = LiveConsole("stderr")
 
-EXPECTED = (EvalError, DatasetError, ContextError, LedgerError, BackendError)
+EXPECTED = (EvalError, DatasetError, ContextError, LedgerError, BackendError, CommandError)
+# Context fields shared by every run of an experiment: all but those a configuration sets per
+# method (--config) and the seed (--seeds).
+PER_CONFIGURATION = ("schedule", "rounds", "max_tokens", "kappa", "k", "seed")
+SHARED_OPTIONS = [o for o in context_options() if o.name not in PER_CONFIGURATION]
 
 
 @contextmanager
@@ -63,9 +69,8 @@ def _one_line_errors() -> Iterator[None]:
         yield
     except EXPECTED as error:
         # One line even when a library's message spans several (LangChain's provider list).
-        text = " ".join(str(error).split())
-        errors.print(f"Error: {text}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        print_error(str(error))
+        raise typer.Exit(error.code if isinstance(error, CommandError) else 2) from None
 
 
 class _Bar:
@@ -193,19 +198,12 @@ def eval_command(
     max_tokens: Annotated[
         int, typer.Option(help="Base output cap T of the default ladders (T, 2T, 4T, ...).")
     ] = 512,
-    model: Annotated[
-        str | None, typer.Option(help="Model spec for every run (default: PDR_MODEL or embedded).")
-    ] = None,
     seeds: Annotated[int, typer.Option(help="Seeds per item (0, 1, ...).")] = 1,
     calibrate: Annotated[
         int, typer.Option(help="Items each ladder configuration is measured on for --budget.")
     ] = 2,
     limit: Annotated[int | None, typer.Option(help="Use the first N problems only.")] = None,
     concurrency: Annotated[int, typer.Option(help="Runs (problems) in flight at once.")] = 4,
-    temperature: Annotated[float | None, typer.Option(help="Sampling temperature.")] = None,
-    max_concurrency: Annotated[
-        int | None, typer.Option(help="Model calls in flight at once, over all runs.")
-    ] = None,
     name: Annotated[
         str | None,
         typer.Option(
@@ -239,8 +237,14 @@ def eval_command(
         ),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    **values: Any,
 ) -> None:
-    """Evaluate methods x configurations x seeds on a dataset, resumably, into the ledger."""
+    """Evaluate methods x configurations x seeds on a dataset, resumably, into the ledger.
+
+    Every run-context field that a configuration does not set is an option shared by all runs
+    (--model, --temperature, --max-concurrency, --distill-temperature, ...); a --config entry's
+    own values win over them.
+    """
     with _one_line_errors():
         fields = None
         if problem_field or answer_field or id_field:
@@ -254,12 +258,8 @@ def eval_command(
             raise EvalError("--max-tokens, --seeds and --calibrate must be >= 1")
         if any(b < 1 for b in budget or []):
             raise EvalError("--budget values are token counts >= 1")
-        shared: dict[str, object] = {}
-        if temperature is not None:
-            shared["temperature"] = temperature
-        if max_concurrency is not None:
-            shared["max_concurrency"] = max_concurrency
-        model_spec = model or RunContext().model
+        shared = context_values(SHARED_OPTIONS, values)
+        model_spec = str(shared.pop("model", None) or RunContext().model)
         spec = EvalSpec(
             dataset=data,
             model=model_spec,
@@ -270,7 +270,9 @@ def eval_command(
             context=shared,
             instruction=(instruction or "").strip(),
         )
-        check_models(make_context("long_cot", model=model_spec, **shared))
+        check_models(
+            make_context("long_cot", model=model_spec, **shared_values("long_cot", shared))
+        )
         ledger = Ledger(database)
         bar_view = Progress(
             TextColumn("{task.description}"),
@@ -305,6 +307,9 @@ def eval_command(
         if out is not None and report.rows:
             for path in _write_outputs(report, out):
                 console.print(f"wrote {path}", highlight=False)
+
+
+with_context_options(eval_command, SHARED_OPTIONS)
 
 
 def plot_command(

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pdr.evaluation.problems import Dataset, Problem
-from pdr.graphs.catalog import make_context, method_names
-from pdr.graphs.context import ContextError
+from pdr.graphs.catalog import context_type, make_context, method_names
+from pdr.graphs.context import ContextError, context_fields
 
 METHODS: tuple[str, ...] = ("pdr", "sr", "long_cot")
 # Parameters a configuration may set; the rest of the context is shared by the whole experiment.
@@ -147,6 +147,12 @@ def check_config(config: Config, model: str = "scripted-check") -> None:
         make_context(config.method, model=model, **config.context_values())
     except (ContextError, TypeError) as error:
         raise EvalError(f"{config.label}: {error}") from error
+
+
+def shared_values(method: str, shared: dict[str, Any]) -> dict[str, Any]:
+    """The experiment-wide context values that ``method``'s run context takes."""
+    taken = set(context_fields(context_type(method)))
+    return {name: value for name, value in shared.items() if name in taken}
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from pdr.evaluation.configs import Config, EvalError, EvalSpec
+from pdr.evaluation.configs import Config, EvalError, EvalSpec, shared_values
 from pdr.evaluation.grading import grade_answer
 from pdr.evaluation.matching import Measurement, Pick, measure, pick_configs
 from pdr.evaluation.problems import Problem
@@ -239,7 +239,7 @@ class Harness:
 
     def context_for(self, cell: Cell) -> RunContext:
         """The run context of a cell: shared values, the configuration's, model and seed."""
-        values = {**self._shared, **cell.config.context_values()}
+        values = {**shared_values(cell.config.method, self._shared), **cell.config.context_values()}
         return make_context(cell.config.method, model=self.spec.model, seed=cell.seed, **values)
 
     async def run_cell(self, cell: Cell) -> tuple[bool, bool]:
