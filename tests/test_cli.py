@@ -114,6 +114,9 @@ def test_a_changed_system_prompt_is_sent_and_recorded(
     stored = ledger.get_run("p1")
     assert stored is not None and stored.context["refine_system_prompt"] == custom
     ledger.close()
+    shown = CliRunner().invoke(app, ["runs", "show", "p1", "--db", str(tmp_path / "ledger.sqlite")])
+    assert f"Prompt refine_system_prompt (changed): {custom}" in shown.output.splitlines()
+    assert "Prompt draft_system_prompt" not in shown.output
 
 
 def test_run_reads_the_problem_from_a_file(scripted: ScriptedChatModel, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 import typer
@@ -13,6 +14,8 @@ from rich.text import Text
 from pdr.budget import call_tokens
 from pdr.cli.run import DbOption, open_ledger
 from pdr.cli.terminal import CommandError, console
+from pdr.graphs.catalog import context_type
+from pdr.graphs.fields import field_default
 from pdr.store.rows import RunDetail
 
 SHOWN_PARAMETERS = ("schedule", "rounds", "kappa", "k", "max_tokens", "temperature", "seed")
@@ -78,6 +81,20 @@ def show_run(
     render_run(console(), found)
 
 
+def changed_prompts(found: RunDetail) -> dict[str, str]:
+    """The system prompts a run used that differ from the built-in ones (its stored context)."""
+    defaults = {
+        item.name: field_default(item)
+        for item in dataclasses.fields(context_type(found.graph))
+        if item.name.endswith("_system_prompt")
+    }
+    return {
+        name: str(found.context[name])
+        for name, default in defaults.items()
+        if name in found.context and found.context[name] != default
+    }
+
+
 def render_run(out: Console, found: RunDetail) -> None:
     """Print a run as ``pdr runs show`` does."""
     operator = ", ".join(name for name in (found.distill, found.scorer) if name)
@@ -89,6 +106,8 @@ def render_run(out: Console, found: RunDetail) -> None:
         f"{name}={found.context[name]}" for name in SHOWN_PARAMETERS if name in found.context
     )
     out.print(Text(f"Parameters: {params}"), soft_wrap=True)
+    for name, text in changed_prompts(found).items():
+        out.print(Text(f"Prompt {name} (changed): {text}"), soft_wrap=True)
     out.print(Text(f"Problem: {found.problem}"), soft_wrap=True)
     records = found.call_records
     rounds = sorted({r["round"] for r in records} | {w.round for w in found.workspaces})
