@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Literal, TypedDict
 
-from langgraph.runtime import Runtime, get_runtime
+from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from pdr.answers import extract_answer
@@ -29,6 +29,7 @@ from pdr.graphs.context import RefineContext
 from pdr.graphs.state import Draft, State
 from pdr.models import get_backend
 from pdr.nodes.draft import draft_messages
+from pdr.nodes.routing import round_workspaces
 
 
 class DraftBatchTask(TypedDict):
@@ -42,21 +43,17 @@ class DraftBatchTask(TypedDict):
 
 def next_round_batched(state: State) -> list[Send] | Literal["refine"]:
     """One batched draft task per distinct workspace of the round; the last round refines."""
-    context = get_runtime(RefineContext).context
-    sizes = context.round_sizes()
-    round_ = state["round"]
-    if round_ >= len(sizes):
+    planned = round_workspaces(state)
+    if planned is None:
         return "refine"
-    workspaces = state.get("workspaces") or [""]
     groups: dict[str, list[int]] = {}
-    for index in range(sizes[round_ - 1]):
-        workspace = workspaces[index] if len(workspaces) > 1 else workspaces[0]
+    for index, workspace in enumerate(planned):
         groups.setdefault(workspace, []).append(index)
     return [
         Send(
             "draft",
             DraftBatchTask(
-                problem=state["problem"], round=round_, indices=indices, workspace=workspace
+                problem=state["problem"], round=state["round"], indices=indices, workspace=workspace
             ),
         )
         for workspace, indices in groups.items()

@@ -11,26 +11,33 @@ from pdr.graphs.context import RefineContext
 from pdr.graphs.state import DraftTask, State
 
 
-def next_round(state: State) -> list[Send] | Literal["refine"]:
-    """Send one draft task per draft of the round, each with its workspace; the last round refines.
+def round_workspaces(state: State) -> list[str] | None:
+    """The workspace of each draft of the round to write, by index; None when refining is next.
 
     ``workspaces`` holds one shared workspace or one per draft (per-sample distillers).
     """
-    context = get_runtime(RefineContext).context
-    sizes = context.round_sizes()
+    sizes = get_runtime(RefineContext).context.round_sizes()
     round_ = state["round"]
     if round_ >= len(sizes):
-        return "refine"
+        return None
     workspaces = state.get("workspaces") or [""]
+    return [
+        workspaces[index] if len(workspaces) > 1 else workspaces[0]
+        for index in range(sizes[round_ - 1])
+    ]
+
+
+def next_round(state: State) -> list[Send] | Literal["refine"]:
+    """Send one draft task per draft of the round, each with its workspace; the last round refines."""
+    planned = round_workspaces(state)
+    if planned is None:
+        return "refine"
     return [
         Send(
             "draft",
             DraftTask(
-                problem=state["problem"],
-                round=round_,
-                index=index,
-                workspace=workspaces[index] if len(workspaces) > 1 else workspaces[0],
+                problem=state["problem"], round=state["round"], index=index, workspace=workspace
             ),
         )
-        for index in range(sizes[round_ - 1])
+        for index, workspace in enumerate(planned)
     ]
