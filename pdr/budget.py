@@ -39,7 +39,12 @@ class CallRecord(TypedDict):
             critical path of an n-sample call is its prompt plus its longest sample.
         latency_s: wall time of the call.
         estimated: True when a backend reported no usage and the model's tokenizer counted it.
-        error: the error of a failed attempt, None for a success.
+        error: the error of a failed attempt, None for a success. A cancelled attempt (a
+            time-out, Ctrl-C) reads ``cancelled: ...`` and counts its prompt tokens, estimated.
+        attempt_id: the attempt's own id, shared by its ledger row from the moment it starts.
+        truncated: True when a sample stopped at the output cap (``finish_reason`` "length").
+        repeat: True (set by the ledger) when the same step had already made a call whose work the
+            provider may have done: a success, or an attempt whose reply was never received.
     """
 
     role: Role
@@ -56,6 +61,9 @@ class CallRecord(TypedDict):
     latency_s: float
     estimated: bool
     error: str | None
+    attempt_id: NotRequired[str]
+    truncated: NotRequired[bool]
+    repeat: NotRequired[bool]
 
 
 def call_tokens(record: CallRecord) -> int:

@@ -1,25 +1,49 @@
 """Every model call of every node goes through ``call_model``: cap, retries, timing, records.
 
 Each attempt yields one ledger record (``pdr.budget.CallRecord``). The record leaves here by one
-route: a ``call_finished`` event on the graph's custom stream (``pdr.events``), which the runner
-writes to the ledger; the node also returns the records in its ``calls`` update, from which the
-graph's own output computes B_seq and B_tot.
+route: a ``call_started`` event just before the request is sent (announced, so the runner has
+stored it before the request leaves the process), then a ``call_finished`` event with its final
+form, both on the graph's custom stream (``pdr.events``), which the runner writes to the ledger;
+the node also returns the records in its ``calls`` update, from which the graph's own output
+computes B_seq and B_tot.
+
+An attempt that runs past the context's ``timeout`` is cancelled and retried like any transient
+failure; it is recorded as cancelled, with its prompt tokens estimated (the provider reported
+nothing). Before each attempt the call's worst case (prompt plus output cap) is checked against the
+branch's allowance (``pdr.caps``): a call that does not fit is not made (``BudgetExhaustedError``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 import weakref
 from dataclasses import dataclass
 
 from pdr.budget import CallRecord, Role
-from pdr.events import CALL_FINISHED, emit
+from pdr.caps import TEMPLATE_TOKENS_PER_MESSAGE, Allowance, BudgetExhaustedError, refusal
+from pdr.events import CALL_FINISHED, CALL_STARTED, announce, emit
 from pdr.graphs.context import RefineContext, RunContext
-from pdr.models import Generation, Message, SamplingOptions, TransientBackendError, get_backend
+from pdr.models import (
+    ChatBackend,
+    Generation,
+    Message,
+    SamplingOptions,
+    TransientBackendError,
+    get_backend,
+)
+from pdr.models.base import count_pieces
+from pdr.redact import redact
+
+__all__ = ["BudgetExhaustedError", "CallFailedError", "CallResult", "call_model", "sampling_for"]
 
 # Seconds before retry n is 2**n times this; tests set it to 0.
 RETRY_BACKOFF_S = 1.0
+# The longest wait a server's Retry-After is honoured with; a longer one fails the call instead.
+MAX_RETRY_AFTER_S = 600.0
+IN_FLIGHT = "in flight"
+CANCELLED = "cancelled"
 
 _limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Semaphore]] = (
     weakref.WeakKeyDictionary()
@@ -96,57 +120,160 @@ async def call_model(
     messages: list[Message],
     n: int = 1,
     options: SamplingOptions | None = None,
+    allowance: Allowance | None = None,
 ) -> CallResult:
     """Call the model serving ``role`` under the concurrency cap, retrying transient failures.
 
     ``options`` defaults to ``sampling_for(context, role, round_, index, n)``. Every attempt
-    yields a ledger record, failed ones too (with their error), so B_tot sees all of them; each is
-    emitted as a ``call_finished`` event the moment the attempt ends. Raises CallFailedError when
-    the last attempt fails.
+    yields a ledger record, failed and cancelled ones too, so B_tot sees all of them; each is
+    announced as ``call_started`` before its request is sent and emitted as ``call_finished``
+    the moment it ends. ``allowance`` is what this call may spend, all attempts together.
+
+    Raises:
+        CallFailedError: the last attempt failed (or one failed for a reason retrying won't fix).
+        BudgetExhaustedError: the next attempt's worst case does not fit ``allowance``; it was
+            not made.
     """
     options = options or sampling_for(context, role, round_, index, n)
     spec = context.model_for(role)
     backend = get_backend(spec)
+    model = redact(spec)
+    prompt = await asyncio.to_thread(estimate_prompt, backend, messages)
+    worst_critical = prompt + TEMPLATE_TOKENS_PER_MESSAGE * len(messages) + options.max_tokens
+    worst_total = worst_critical + (options.n - 1) * options.max_tokens
     records: list[CallRecord] = []
 
-    def keep(record: CallRecord) -> None:
+    def keep(record: CallRecord, attempt_id: str) -> None:
+        record["attempt_id"] = attempt_id
         records.append(record)
         emit(CALL_FINISHED, record=record)
 
     for attempt in range(context.max_retries + 1):
-        started = time.perf_counter()
-        try:
-            async with _limit(context.max_concurrency):
-                generation = await backend.generate(messages, options)
-        except TransientBackendError as error:
-            keep(_failed(spec, role, round_, index, attempt, started, error))
-            if attempt == context.max_retries:
-                raise CallFailedError(f"{role} call failed: {error}", records) from error
-            await asyncio.sleep(min(RETRY_BACKOFF_S * 2.0**attempt, 30.0))
-            continue
-        except Exception as error:
-            keep(_failed(spec, role, round_, index, attempt, started, error))
-            raise CallFailedError(f"{role} call to {spec!r} failed: {error}", records) from error
-        keep(
-            CallRecord(
-                role=role,
-                round=round_,
-                index=index,
-                attempt=attempt,
-                model=spec,
-                input_tokens=generation.input_tokens,
-                output_tokens=generation.output_tokens,
-                reasoning_tokens=generation.reasoning_tokens,
-                cached_tokens=generation.cached_tokens,
-                samples=len(generation.texts),
-                sample_output_tokens=generation.sample_output_tokens,
-                latency_s=round(time.perf_counter() - started, 4),
-                estimated=generation.estimated,
-                error=None,
+        reason = refusal(allowance, records, worst_total, worst_critical)
+        if reason is not None:
+            raise BudgetExhaustedError(
+                f"{role} call of round {round_} (branch {index}) not made: {reason}", records
             )
-        )
-        return CallResult(generation, records)
+        attempt_id = uuid.uuid4().hex
+        failure: Exception | None = None
+        in_flight = _cancelled(model, role, round_, index, attempt, prompt, 0.0, IN_FLIGHT)
+        in_flight["attempt_id"] = attempt_id
+        async with _limit(context.max_concurrency):
+            await announce(CALL_STARTED, record=in_flight)
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(context.timeout):
+                    generation = await backend.generate(messages, options)
+            except asyncio.CancelledError:
+                elapsed = time.perf_counter() - started
+                note = f"{CANCELLED}: the run was stopped during the call"
+                keep(
+                    _cancelled(model, role, round_, index, attempt, prompt, elapsed, note),
+                    attempt_id,
+                )
+                raise
+            except Exception as error:
+                failure = error
+        if failure is None:
+            keep(_succeeded(model, role, round_, index, attempt, generation, started), attempt_id)
+            return CallResult(generation, records)
+        last = attempt == context.max_retries
+        if isinstance(failure, TimeoutError):
+            elapsed = time.perf_counter() - started
+            note = f"{CANCELLED}: no reply within the timeout of {context.timeout:g} s"
+            keep(_cancelled(model, role, round_, index, attempt, prompt, elapsed, note), attempt_id)
+            if last:
+                raise CallFailedError(f"{role} call to {model!r}: {note}", records) from failure
+            delay = _backoff(attempt)
+        elif isinstance(failure, TransientBackendError):
+            keep(_failed(model, role, round_, index, attempt, started, failure), attempt_id)
+            wait = failure.retry_after
+            if not last and wait is not None and wait > MAX_RETRY_AFTER_S:
+                raise CallFailedError(
+                    f"{role} call failed: {failure}; the server asked to retry after {wait:g} s, "
+                    f"longer than pdr waits ({MAX_RETRY_AFTER_S:g} s)",
+                    records,
+                ) from failure
+            if last:
+                raise CallFailedError(f"{role} call failed: {failure}", records) from failure
+            delay = max(_backoff(attempt), wait or 0.0)
+        else:
+            keep(_failed(model, role, round_, index, attempt, started, failure), attempt_id)
+            raise CallFailedError(
+                f"{role} call to {model!r} failed: {redact(str(failure))}", records
+            ) from failure
+        await asyncio.sleep(delay)
     raise AssertionError("unreachable: the loop returns or raises")
+
+
+def estimate_prompt(backend: ChatBackend, messages: list[Message]) -> int:
+    """The prompt's tokens by the model's tokenizer (pdr's stand-in count if it cannot count)."""
+    text = "\n".join(message["content"] for message in messages)
+    try:
+        return int(backend.count_tokens(text))
+    except Exception:  # a model file still missing: the call itself will say so
+        return count_pieces(text)
+
+
+def _backoff(attempt: int) -> float:
+    return min(RETRY_BACKOFF_S * 2.0**attempt, 30.0)
+
+
+def _succeeded(
+    model: str,
+    role: Role,
+    round_: int,
+    index: int,
+    attempt: int,
+    generation: Generation,
+    started: float,
+) -> CallRecord:
+    return CallRecord(
+        role=role,
+        round=round_,
+        index=index,
+        attempt=attempt,
+        model=model,
+        input_tokens=generation.input_tokens,
+        output_tokens=generation.output_tokens,
+        reasoning_tokens=generation.reasoning_tokens,
+        cached_tokens=generation.cached_tokens,
+        samples=len(generation.texts),
+        sample_output_tokens=generation.sample_output_tokens,
+        latency_s=round(time.perf_counter() - started, 4),
+        estimated=generation.estimated,
+        error=None,
+        truncated=generation.truncated,
+    )
+
+
+def _cancelled(
+    model: str,
+    role: Role,
+    round_: int,
+    index: int,
+    attempt: int,
+    prompt: int,
+    elapsed: float,
+    note: str,
+) -> CallRecord:
+    """An attempt whose reply never came: its prompt counted (estimated), no output."""
+    return CallRecord(
+        role=role,
+        round=round_,
+        index=index,
+        attempt=attempt,
+        model=model,
+        input_tokens=prompt,
+        output_tokens=0,
+        reasoning_tokens=0,
+        cached_tokens=0,
+        samples=0,
+        sample_output_tokens=None,
+        latency_s=round(elapsed, 4),
+        estimated=True,
+        error=note,
+    )
 
 
 def _failed(

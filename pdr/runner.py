@@ -2,13 +2,17 @@
 
 ``run_problem`` builds the chosen graph ("pdr", "sr" or "long_cot") with the chosen distill
 operator, compiles it with the async SQLite checkpointer and streams it. The runner is the one
-reader of the graph's custom stream (``pdr.events``) and the one writer of the ledger: every
-``call_finished`` event becomes a call row the moment it arrives, every ``workspace_written``
-event the round's workspace rows, and every event also goes to ``on_event`` (progress). When the
-run ends, the ledger closes it and computes B_seq and B_tot from its rows; the returned
-``RunOutcome`` reports exactly those figures. ``resume_problem`` continues a stopped run from its
-last checkpoint with the context stored in the ledger; calls that completed before the stop are
-not made again.
+reader of the graph's custom stream (``pdr.events``) and, through its ``Recorder``, the one writer
+of the ledger: every call attempt is stored when it starts and completed when it ends, every
+workspace when it is written, and every event also goes to ``on_event`` (progress). A run is
+executed under a lease, so no two processes execute one run at once. When the run ends, the ledger
+closes it and computes B_seq and B_tot from its rows; the returned ``RunOutcome`` reports exactly
+those figures.
+
+``resume_problem`` continues a stopped run from its last checkpoint with the context stored in the
+ledger: steps whose results the checkpoint holds are not asked again; a step paused after a failed
+call is asked again; attempts a killed process left in flight are closed as interrupted. A run
+whose checkpoint is gone is refused unless ``restart`` is asked for.
 """
 
 from __future__ import annotations
@@ -19,23 +23,35 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import StreamMode
+from langgraph.types import Command, StreamMode
 
-from pdr.budget import CallRecord, budgets
-from pdr.events import CALL_FINISHED, WORKSPACE_WRITTEN
-from pdr.graphs.catalog import build_graph, check_models, context_type, method_names
-from pdr.graphs.context import ContextError, RunContext, context_fields
+from pdr.budget import CallRecord
+from pdr.events import ACKNOWLEDGED
+from pdr.graphs.catalog import build_graph, check_fits, check_models, context_type, method_names
+from pdr.graphs.context import ContextError, RunContext
+from pdr.recorder import LeaseLostError, Recorder
 from pdr.settings import checkpoints_path
-from pdr.store.checkpoints import open_async_graph
-from pdr.store.ledger import Ledger, LedgerError, Status
-from pdr.store.rows import RunDetail
+from pdr.signals import until_signal
+from pdr.store.checkpoints import (
+    CheckpointError,
+    check_checkpoint_file,
+    open_async_graph,
+    resume_file,
+)
+from pdr.store.ledger import FINISHED, Ledger, LedgerError, Status
+from pdr.stored_context import redacted, stored_context
 
 STREAM_MODES: list[StreamMode] = ["custom"]
+INTERRUPTED_NOTE = "cancelled: the run was interrupted during the call (prompt tokens estimated)"
+DIED_NOTE = (
+    "interrupted: the process ended during the call; its reply was not recorded (prompt tokens "
+    "estimated)"
+)
 
 EventHandler = Callable[[dict[str, Any]], None]
 Grader = Callable[[str | None, str], bool]
@@ -47,14 +63,15 @@ class RunOutcome:
 
     Attributes:
         thread_id: the LangGraph thread (and ledger key) of the run.
-        answer: the extracted final answer (None if none was found or the run failed).
+        answer: the extracted final answer (the best so far for a stopped run; None if none).
         final_text: the final solution text.
         b_seq: tokens on the critical path, over every call of the run.
-        b_tot: tokens of every call of the run, failed attempts included.
+        b_tot: tokens of every call of the run, failed and repeated attempts included.
         wall_s: wall time in seconds (summed over the sessions of a resumed run).
         calls: the ledger records of the run's calls.
-        status: 'done' or 'failed'.
-        error: why a failed run failed.
+        status: 'done', 'truncated' (the final call stopped at its output cap),
+            'budget_exhausted' (a token cap refused a call), 'failed' or 'interrupted'.
+        error: why a run failed or stopped.
         grade: the grader's verdict when a gold answer and a grader were given.
     """
 
@@ -65,79 +82,21 @@ class RunOutcome:
     b_tot: int
     wall_s: float
     calls: list[CallRecord] = field(default_factory=list)
-    status: Literal["done", "failed"] = "done"
+    status: Status = "done"
     error: str | None = None
     grade: bool | None = None
 
 
-class _Recorder:
-    """The ledger side of one run's stream: call and workspace events become rows as they come."""
-
-    def __init__(self, thread_id: str, ledger: Ledger | None, earlier: list[CallRecord]) -> None:
-        self.thread_id = thread_id
-        self.ledger = ledger
-        self.records = list(earlier)
-
-    def take(self, event: dict[str, Any]) -> None:
-        kind = event.get("event")
-        if kind == CALL_FINISHED:
-            record: CallRecord = event["record"]
-            self.records.append(record)
-            if self.ledger is not None:
-                self.ledger.record_call(self.thread_id, record)
-        elif kind == WORKSPACE_WRITTEN and self.ledger is not None:
-            written = zip(event["texts"], event["tokens"], strict=True)
-            for index, (text, tokens) in enumerate(written):
-                self.ledger.record_workspace(
-                    self.thread_id, int(event["round"]), text, int(tokens), index
-                )
-
-    def close(
-        self,
-        *,
-        answer: str | None,
-        final_text: str | None,
-        wall_s: float,
-        status: Status,
-        grade: bool | None = None,
-        error: str | None = None,
-    ) -> RunOutcome:
-        """Close the run in the ledger (which computes its budgets from its rows) and report it."""
-        if self.ledger is None:
-            b_seq, b_tot = budgets(self.records)
-            calls = self.records
-        else:
-            b_seq, b_tot = self.ledger.finish_run(
-                self.thread_id,
-                answer=answer,
-                final_text=final_text,
-                wall_s=wall_s,
-                status=status,
-                grade=grade,
-                error=error,
-            )
-            stored = self.ledger.get_run(self.thread_id)
-            calls = stored.call_records if stored is not None else self.records
-        return RunOutcome(
-            thread_id=self.thread_id,
-            answer=answer,
-            final_text=final_text,
-            b_seq=b_seq,
-            b_tot=b_tot,
-            wall_s=wall_s,
-            calls=calls,
-            status="done" if status == "done" else "failed",
-            error=error,
-            grade=grade,
-        )
+class RunPausedError(RuntimeError):
+    """The graph paused on failed steps (a LangGraph interrupt); the message names them."""
 
 
 async def _stream(
     compiled: CompiledStateGraph[Any, Any, Any, Any],
-    payload: dict[str, Any] | None,
+    payload: dict[str, Any] | Command[Any] | None,
     config: RunnableConfig,
     context: RunContext,
-    recorder: _Recorder,
+    recorder: Recorder,
     on_event: EventHandler | None,
 ) -> dict[str, Any]:
     """Stream the graph to its end, handing every event on; returns the final state values."""
@@ -152,13 +111,28 @@ async def _stream(
     ):
         _mode, event = chunk
         if isinstance(event, dict):
-            recorder.take(event)
+            shown = recorder.take(event)
             if on_event is not None:
-                on_event(event)
+                on_event(shown)
     snapshot = await compiled.aget_state(config)
+    if snapshot.interrupts:
+        failed = [
+            line
+            for pause in snapshot.interrupts
+            for line in (pause.value or {}).get("failed", [str(pause.value)])
+        ]
+        raise RunPausedError("; ".join(failed))
     if snapshot.next:
         raise RuntimeError(f"the run stopped before its end, at {', '.join(snapshot.next)}")
     return dict(snapshot.values)
+
+
+def _status(values: dict[str, Any]) -> Status:
+    if values.get("stopped"):
+        return "budget_exhausted"
+    if values.get("truncated"):
+        return "truncated"
+    return "done"
 
 
 async def _execute(
@@ -167,61 +141,79 @@ async def _execute(
     graph: str,
     payload: dict[str, Any] | None,
     context: RunContext,
-    recorder: _Recorder,
-    checkpoints: str | Path | None,
+    recorder: Recorder,
+    checkpoints: Path,
     on_event: EventHandler | None,
     gold: str | None,
     grade: Grader | None,
     earlier_wall_s: float = 0.0,
 ) -> RunOutcome:
     """Run (or continue) the thread to its end, closing its ledger row either way."""
-    config: RunnableConfig = {"configurable": {"thread_id": recorder.thread_id}}
+    thread_id = recorder.thread_id
+    config: RunnableConfig = {
+        "configurable": {"thread_id": thread_id, ACKNOWLEDGED: recorder.ledger is not None}
+    }
     started = time.perf_counter()
 
     def elapsed() -> float:
         return round(earlier_wall_s + time.perf_counter() - started, 3)
 
+    def ended(status: Status, error: str | None, values: dict[str, Any]) -> RunOutcome:
+        answer = values.get("answer")
+        verdict: bool | None = None
+        if status in FINISHED and gold is not None and grade is not None:
+            try:
+                verdict = bool(grade(answer, gold))
+            except Exception as failure:  # a grader bug must not lose the run
+                error = f"grading failed: {type(failure).__name__}: {failure}"
+        b_seq, b_tot, calls = recorder.close(
+            answer=answer,
+            final_text=values.get("final_text"),
+            wall_s=elapsed(),
+            status=status,
+            grade=verdict,
+            error=error,
+        )
+        return RunOutcome(
+            thread_id=thread_id,
+            answer=answer,
+            final_text=values.get("final_text"),
+            b_seq=b_seq,
+            b_tot=b_tot,
+            wall_s=elapsed(),
+            calls=calls,
+            status=status,
+            error=error,
+            grade=verdict,
+        )
+
     try:
-        async with open_async_graph(builder, checkpoints_path(checkpoints), name=graph) as app:
+        async with (
+            open_async_graph(builder, checkpoints, name=graph) as app,
+            recorder.heartbeat(asyncio.current_task()),
+        ):
             snapshot = await app.aget_state(config)
             if payload is None and not snapshot.next and "final_text" in snapshot.values:
                 values = dict(snapshot.values)  # finished, but the process died before the ledger
             else:
-                values = await _stream(app, payload, config, context, recorder, on_event)
+                request: dict[str, Any] | Command[Any] | None = payload
+                if payload is None and snapshot.interrupts:
+                    request = Command(resume=True)  # ask the failed steps again
+                values = await _stream(app, request, config, context, recorder, on_event)
     except (asyncio.CancelledError, KeyboardInterrupt):
-        if recorder.ledger is not None:
-            recorder.close(
-                answer=None,
-                final_text=None,
-                wall_s=elapsed(),
-                status="failed",
-                error=f"interrupted; continue it with: pdr resume {recorder.thread_id}",
-            )
+        if recorder.lease_lost:
+            raise LeaseLostError(
+                f"run {thread_id}: another process took its lease over; this one stopped"
+            ) from None
+        recorder.close_unfinished(INTERRUPTED_NOTE)
+        ended("interrupted", f"interrupted; continue it with: pdr resume {thread_id}", {})
         raise
+    except RunPausedError as paused:
+        return ended("failed", str(paused), {})
     except Exception as error:
-        return recorder.close(
-            answer=None,
-            final_text=None,
-            wall_s=elapsed(),
-            status="failed",
-            error=f"{type(error).__name__}: {error}",
-        )
-    answer = values.get("answer")
-    verdict: bool | None = None
-    error_text: str | None = None
-    if gold is not None and grade is not None:
-        try:
-            verdict = bool(grade(answer, gold))
-        except Exception as error:  # a grader bug must not lose the run
-            error_text = f"grading failed: {type(error).__name__}: {error}"
-    return recorder.close(
-        answer=answer,
-        final_text=values.get("final_text"),
-        wall_s=elapsed(),
-        status="done",
-        grade=verdict,
-        error=error_text,
-    )
+        recorder.close_unfinished(f"cancelled: the run failed during the call ({error})")
+        return ended("failed", f"{type(error).__name__}: {error}", {})
+    return ended(_status(values), values.get("stopped"), values)
 
 
 async def run_problem(
@@ -265,8 +257,11 @@ async def run_problem(
         ledger's own figures for the run.
 
     Raises:
-        ContextError: a parameter (graph, distill, scorer, context, model) cannot be used; raised
-            before any model call and before anything is written.
+        ContextError: a parameter (graph, distill, scorer, context, model, a problem too large for
+            the model) cannot be used; raised before any model call and before anything is
+            written.
+        CheckpointError: the checkpoint file cannot be used (before anything is written).
+        LeaseHeldError: another live process executes this thread.
     """
     if not isinstance(problem, str) or not problem.strip():
         raise ContextError("problem: give a non-empty problem text")
@@ -279,38 +274,41 @@ async def run_problem(
     distill, scorer = method_names(graph, distill, scorer)
     builder = build_graph(graph, distill, scorer)
     check_models(context)
+    await asyncio.to_thread(check_fits, graph, context, problem)
+    where = checkpoints_path(checkpoints)
+    check_checkpoint_file(where)
     thread_id = thread_id or uuid.uuid4().hex
+    recorder = Recorder(thread_id, ledger, [])
     if ledger is not None:
-        ledger.start_run(
-            thread_id=thread_id,
+        recorder.take_lease()
+    try:
+        if ledger is not None:
+            ledger.start_run(
+                thread_id=thread_id,
+                graph=graph,
+                context=redacted(asdict(context)),
+                problem=problem,
+                gold=gold,
+                experiment_id=experiment_id,
+                item_id=item_id,
+                seed=context.seed,
+                distill=distill,
+                scorer=scorer,
+                checkpoints=str(where.expanduser().resolve()),
+            )
+        return await _execute(
+            builder=builder,
             graph=graph,
-            context=asdict(context),
-            problem=problem,
+            payload={"problem": problem},
+            context=context,
+            recorder=recorder,
+            checkpoints=where,
+            on_event=on_event,
             gold=gold,
-            experiment_id=experiment_id,
-            item_id=item_id,
-            seed=context.seed,
-            distill=distill,
-            scorer=scorer,
+            grade=grade,
         )
-    return await _execute(
-        builder=builder,
-        graph=graph,
-        payload={"problem": problem},
-        context=context,
-        recorder=_Recorder(thread_id, ledger, []),
-        checkpoints=checkpoints,
-        on_event=on_event,
-        gold=gold,
-        grade=grade,
-    )
-
-
-def stored_context(run: RunDetail) -> RunContext:
-    """The run context a ledger row was started with."""
-    kind = context_type(run.graph)
-    accepted = set(context_fields(kind))
-    return kind(**{name: value for name, value in run.context.items() if name in accepted})
+    finally:
+        recorder.release_lease()
 
 
 async def resume_problem(
@@ -320,59 +318,83 @@ async def resume_problem(
     checkpoints: str | Path | None = None,
     on_event: EventHandler | None = None,
     grade: Grader | None = None,
+    restart: bool = False,
 ) -> RunOutcome:
     """Continue a stopped run from its last checkpoint, with the context stored in the ledger.
 
-    Drafts and other calls that completed before the stop are kept (LangGraph's pending writes)
-    and not made again. A run that is already 'done' is returned as stored.
+    Steps whose results the checkpoint holds are kept (LangGraph's pending writes) and not asked
+    again; steps paused after a failed call are asked again. A run that ended by itself ('done',
+    'truncated', 'budget_exhausted') is returned as stored. ``checkpoints`` defaults to the file
+    the run was started with. With ``restart`` the run starts over from its problem on the same
+    thread (its earlier calls stay in the ledger; calls made again are marked repeats).
 
     Raises:
         LedgerError: the ledger has no run with this thread id.
+        LeaseHeldError: another live process executes this thread.
+        CheckpointError: the checkpoint file lacks the run (missing, emptied, another file) and
+            ``restart`` was not asked for, or another file than the run's was named.
+        ContextError: the stored context cannot be rebuilt (a redacted password not supplied).
     """
     ledger = ledger or Ledger()
-    stored = ledger.get_run(thread_id)
-    if stored is None:
+    if ledger.get_run(thread_id) is None:
         raise LedgerError(f"no run with thread id {thread_id!r} in the ledger {ledger.url}")
-    if stored.status == "done":
-        return RunOutcome(
-            thread_id=thread_id,
-            answer=stored.answer,
-            final_text=stored.final_text,
-            b_seq=stored.b_seq or 0,
-            b_tot=stored.b_tot or 0,
-            wall_s=stored.wall_s or 0.0,
-            calls=stored.call_records,
-            status="done",
-            error=stored.error,
-            grade=stored.grade,
+    recorder = Recorder(thread_id, ledger, [])
+    recorder.take_lease()
+    try:
+        stored = ledger.get_run(thread_id)
+        assert stored is not None
+        if stored.status in FINISHED:
+            kept = ("answer", "final_text", "error", "grade", "status")
+            return RunOutcome(
+                thread_id=thread_id,
+                b_seq=stored.b_seq or 0,
+                b_tot=stored.b_tot or 0,
+                wall_s=stored.wall_s or 0.0,
+                calls=stored.call_records,
+                **{name: getattr(stored, name) for name in kept},
+            )
+        context = stored_context(stored)
+        builder = build_graph(stored.graph, stored.distill, stored.scorer)
+        check_models(context)
+        where = resume_file(stored.checkpoints, checkpoints, thread_id, restart)
+        ledger.close_unfinished_calls(thread_id, DIED_NOTE)
+        async with open_async_graph(builder, where) as app:
+            snapshot = await app.aget_state({"configurable": {"thread_id": thread_id}})
+        saved = bool(snapshot.values) or bool(snapshot.next)
+        if not saved and not restart and stored.calls:
+            raise CheckpointError(
+                f"the checkpoint file {where} has no checkpoint of run {thread_id} (missing, "
+                f"emptied or replaced?); restore the file, or start the run over with --restart "
+                f"(its {stored.calls} recorded calls stay in the ledger)"
+            )
+        ledger.reopen_run(thread_id, checkpoints=str(where.resolve()))
+        recorder.records = list(stored.call_records)
+        return await _execute(
+            builder=builder,
+            graph=stored.graph,
+            payload={"problem": stored.problem} if restart or not saved else None,
+            context=context,
+            recorder=recorder,
+            checkpoints=where,
+            on_event=on_event,
+            gold=stored.gold,
+            grade=grade,
+            earlier_wall_s=stored.wall_s or 0.0,
         )
-    context = stored_context(stored)
-    builder = build_graph(stored.graph, stored.distill, stored.scorer)
-    check_models(context)
-    async with open_async_graph(builder, checkpoints_path(checkpoints)) as app:
-        snapshot = await app.aget_state({"configurable": {"thread_id": thread_id}})
-        started = bool(snapshot.values) or bool(snapshot.next)
-    ledger.reopen_run(thread_id)
-    return await _execute(
-        builder=builder,
-        graph=stored.graph,
-        # Killed before the first checkpoint: nothing to continue, so start the problem over.
-        payload=None if started else {"problem": stored.problem},
-        context=context,
-        recorder=_Recorder(thread_id, ledger, stored.call_records),
-        checkpoints=checkpoints,
-        on_event=on_event,
-        gold=stored.gold,
-        grade=grade,
-        earlier_wall_s=stored.wall_s or 0.0,
-    )
+    finally:
+        recorder.release_lease()
 
 
 def run_problem_sync(**kwargs: Any) -> RunOutcome:
-    """``run_problem`` for synchronous callers (the command line); same keyword arguments."""
-    return asyncio.run(run_problem(**kwargs))
+    """``run_problem`` for synchronous callers (the command line); same keyword arguments.
+
+    Raises:
+        RunInterruptedError: Ctrl-C or SIGTERM stopped the run (recorded as interrupted).
+    """
+    kwargs["thread_id"] = kwargs.get("thread_id") or uuid.uuid4().hex
+    return until_signal(run_problem(**kwargs), kwargs["thread_id"])
 
 
 def resume_problem_sync(thread_id: str, **kwargs: Any) -> RunOutcome:
-    """``resume_problem`` for synchronous callers; same arguments."""
-    return asyncio.run(resume_problem(thread_id, **kwargs))
+    """``resume_problem`` for synchronous callers; same arguments (see run_problem_sync)."""
+    return until_signal(resume_problem(thread_id, **kwargs), thread_id)

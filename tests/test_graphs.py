@@ -167,13 +167,19 @@ async def test_a_call_that_keeps_failing_fails_the_run_with_the_cause(
 
     monkeypatch.setattr(calls, "RETRY_BACKOFF_S", 0.0)
     scripted.script.fail = lambda call: TransientBackendError("connection refused")
-    with pytest.raises(calls.CallFailedError, match="connection refused") as failure:
-        await (
-            build_long_cot()
-            .compile()
-            .ainvoke(PROBLEM, context=LongCoTContext(model="scripted", max_retries=1))
-        )
-    assert len(failure.value.records) == 2
+    out = await (
+        build_long_cot()
+        .compile()
+        .ainvoke(PROBLEM, context=LongCoTContext(model="scripted", max_retries=1))
+    )
+    # The graph pauses on the failed step (a LangGraph interrupt naming it and the cause) ...
+    [pause] = out["__interrupt__"]
+    assert pause.value == {"failed": ["long_cot 1.0: long_cot call failed: connection refused"]}
+    # ... with both attempts in its own ledger.
+    assert [(c["attempt"], c["error"]) for c in out["calls"]] == [
+        (0, "TransientBackendError: connection refused"),
+        (1, "TransientBackendError: connection refused"),
+    ]
 
 
 async def test_custom_events_report_rounds_drafts_and_workspaces(

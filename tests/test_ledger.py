@@ -23,7 +23,7 @@ from pdr.runner import run_problem
 from pdr.settings import checkpoints_path, database_url
 from pdr.store.ledger import Ledger, LedgerError
 from pdr.store.rows import RunDetail
-from tests.scripted import Call, ScriptedChatModel
+from tests.scripted import Call, ScriptedChatModel, words
 from tests.test_runner import PROBLEM, expected_budgets, ledger_calls, made
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +65,17 @@ async def test_calls_and_workspaces_are_written_while_the_run_goes(
         ("distill", 1): 1,
         ("draft", 2): 2,
         ("distill", 2): 1,
+        ("refine", 3): 1,
     }
+    # The refine call's row was stored when it started: in flight, its prompt tokens estimated.
+    [refining] = [r for r in mid.call_records if r["role"] == "refine"]
+    assert (refining["error"], refining["estimated"], refining["output_tokens"]) == (
+        "in flight",
+        True,
+        0,
+    )
+    refine_call = next(c for c in scripted.calls if c.role == "refine")
+    assert refining["input_tokens"] == words(refine_call.prompt)
     assert [w.round for w in mid.workspaces] == [1, 2]
 
     done = ledger.get_run("t")
@@ -219,7 +229,11 @@ def test_experiments_results_and_completed_items(tmp_path: Path) -> None:
     assert runs[0].models == {"model": "m", "refine": "r"}
     stored = ledger.get_run("b")
     assert stored is not None and (stored.status, stored.error) == ("failed", "boom")
-    assert stored.call_records == [record, record]
+    # The same successful call stored twice: the second is a repeat (both count).
+    assert stored.call_records == [
+        {**record, "truncated": False, "repeat": False},
+        {**record, "truncated": False, "repeat": True},
+    ]
     assert ledger.get_run(stored.id) == stored  # by numeric id too
     with pytest.raises(LedgerError, match="thread 'a' is already in the ledger"):
         ledger.start_run(thread_id="a", graph="pdr", context={}, problem="p")

@@ -1,4 +1,8 @@
-"""A run interrupted in round 2 resumes from its SQLite checkpoint without redoing saved calls."""
+"""A run stopped in round 2 resumes from its SQLite checkpoint without redoing saved calls.
+
+A failed call pauses the graph (a LangGraph interrupt naming it) once the other branches of its
+stage have finished; ``Command(resume=True)`` asks only the failed branch again.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
+from langgraph.types import Command
 
 from pdr.graphs.context import PDRContext
 from pdr.graphs.pdr import build_pdr
@@ -63,8 +67,11 @@ async def test_resume_after_an_exception_in_round_2(
     scripted.script.fail = fail_once(victim)
     scripted.script.latency = slow(victim)
     async with open_async_graph(build_pdr(), tmp_path / "cp.sqlite") as graph:
-        with pytest.raises(Exception, match="the provider went away"):
-            await graph.ainvoke(PROBLEM, config(), context=CONTEXT)
+        paused = await graph.ainvoke(PROBLEM, config(), context=CONTEXT)
+        [pause] = paused["__interrupt__"]
+        assert pause.value == {
+            "failed": ["draft 2.1: draft call to 'scripted' failed: the provider went away"]
+        }
         done_before = Counter((c.role, c.round, c.index) for c in scripted.calls)
         assert done_before == {
             ("draft", 1, 0): 1,
@@ -74,7 +81,7 @@ async def test_resume_after_an_exception_in_round_2(
             ("draft", 2, 0): 1,
             ("draft", 2, 2): 1,
         }
-        out = await graph.ainvoke(None, config(), context=CONTEXT)
+        out = await graph.ainvoke(Command(resume=True), config(), context=CONTEXT)
     finished = Counter((c.role, c.round, c.index) for c in scripted.calls)
     assert max(finished.values()) == 1, "a saved call was made again"
     assert sum(finished.values()) == 3 + 3 + 2 + 1
@@ -88,10 +95,10 @@ def test_sync_resume_after_an_exception_in_round_2(
     scripted.script.fail = fail_once(victim)
     scripted.script.latency = slow(victim)
     graph = compile_with_sqlite(build_pdr(), tmp_path / "cp.sqlite")
-    with pytest.raises(Exception, match="the provider went away"):
-        graph.invoke(PROBLEM, config(), context=CONTEXT)
+    paused = graph.invoke(PROBLEM, config(), context=CONTEXT)
+    assert "the provider went away" in paused["__interrupt__"][0].value["failed"][0]
     assert len(scripted.calls) == 3 + 1 + 2
-    out = graph.invoke(None, config(), context=CONTEXT)
+    out = graph.invoke(Command(resume=True), config(), context=CONTEXT)
     finished = Counter((c.role, c.round, c.index) for c in scripted.calls)
     assert max(finished.values()) == 1
     assert roles(out["calls"]) == {"draft": 6, "distill": 2, "refine": 1}
@@ -132,3 +139,31 @@ def test_resume_after_the_process_was_killed_in_round_2(
     assert sorted(after) == [("distill", 2, 0), ("draft", 2, 2), ("refine", 3, 0)]
     assert roles(out["calls"]) == {"draft": 6, "distill": 2, "refine": 1}
     assert out["answer"] == "391"
+
+
+async def test_a_failing_draft_leaves_its_slower_siblings_to_finish(
+    scripted: ScriptedChatModel, tmp_path: Path
+) -> None:
+    """The failing draft ends first; the siblings still in flight finish and are saved."""
+    victim = ("draft", 1, 1)
+    scripted.script.fail = fail_once(victim)
+    scripted.script.latency = lambda call: 0.3 if call.role == "draft" and call.index != 1 else 0
+    context = PDRContext(model="scripted", schedule=[3, 1])
+    async with open_async_graph(build_pdr(), tmp_path / "cp.sqlite") as graph:
+        paused = await graph.ainvoke(PROBLEM, config(), context=context)
+        assert "__interrupt__" in paused
+        assert Counter((c.role, c.round, c.index) for c in scripted.calls) == {
+            ("draft", 1, 0): 1,
+            ("draft", 1, 2): 1,
+        }
+        out = await graph.ainvoke(Command(resume=True), config(), context=context)
+    assert Counter((c.role, c.round, c.index) for c in scripted.calls) == {
+        ("draft", 1, 0): 1,
+        ("draft", 1, 1): 1,
+        ("draft", 1, 2): 1,
+        ("distill", 1, 0): 1,
+        ("refine", 2, 0): 1,
+    }
+    # The failed attempt is in the graph's own ledger too, beside the calls that succeeded.
+    drafts = sorted((c["index"], c["error"] is None) for c in out["calls"] if c["role"] == "draft")
+    assert drafts == [(0, True), (1, False), (1, True), (2, True)]

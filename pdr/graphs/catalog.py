@@ -21,12 +21,17 @@ from pdr.graphs.context import (
     SRContext,
     context_fields,
 )
+from pdr.caps import TEMPLATE_TOKENS_PER_MESSAGE
+from pdr.calls import estimate_prompt
 from pdr.graphs.long_cot import build_long_cot
 from pdr.graphs.pdr import build_pdr
 from pdr.graphs.sr import build_sr
 from pdr.models import get_backend
 from pdr.nodes.distill import DEFAULT_SCORER, OPERATOR_NAMES, SCORED_OPERATORS, distiller
+from pdr.nodes.draft import draft_messages
+from pdr.nodes.long_cot import long_cot_messages
 from pdr.nodes.scoring import SCORERS
+from pdr.redact import redact
 
 GraphName = Literal["pdr", "sr", "long_cot"]
 CONTEXT_TYPES: dict[str, type[RunContext]] = {
@@ -116,3 +121,33 @@ def check_models(context: RunContext) -> None:
             get_backend(spec)
         except Exception as error:
             raise ContextError(f"{name}: {error}") from error
+
+
+def check_fits(graph: str, context: RunContext, problem: str) -> None:
+    """Refuse a problem whose first call cannot fit its model's context window.
+
+    Checked for models that know their window (llama.cpp's ``n_ctx``); the prompt is counted with
+    the model's tokenizer, plus the chat template's allowance, plus the output cap.
+
+    Raises:
+        ContextError: naming the problem's size, the output cap and the model's window.
+    """
+    spec = context.model_for("long_cot" if graph == "long_cot" else "draft")
+    backend = get_backend(spec)
+    window = getattr(backend, "context_window", None)
+    if not isinstance(window, int):
+        return
+    if isinstance(context, LongCoTContext):
+        messages = long_cot_messages(problem, context)
+    elif isinstance(context, (PDRContext, SRContext)):
+        messages = draft_messages(problem, "", context)
+    else:
+        return
+    prompt = estimate_prompt(backend, messages) + TEMPLATE_TOKENS_PER_MESSAGE * len(messages)
+    if prompt + context.max_tokens > window:
+        raise ContextError(
+            f"problem: its prompt takes about {prompt} tokens and max_tokens asks for "
+            f"{context.max_tokens} more, but model {redact(spec)!r} holds {window} tokens per "
+            f"call (prompt and output); shorten the problem, lower max_tokens, or give the model "
+            f"a larger window (llama.cpp models: PDR_N_CTX)"
+        )

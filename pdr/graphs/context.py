@@ -92,6 +92,21 @@ class RunContext:
         "At most this many model calls at once in this process.", default=16
     )
     max_retries: int = setting("Retries of a call that failed for a transient reason.", default=2)
+    timeout: float = setting(
+        "Seconds one model call may take; a call still running then is cancelled (recorded as a "
+        "cancelled attempt) and retried like any transient failure.",
+        default=600.0,
+    )
+    max_total_tokens: int | None = setting(
+        "Cap on B_tot (all tokens of all calls): a call whose worst case (prompt plus output "
+        "cap) does not fit what is left is not made, and the run ends as budget_exhausted.",
+        default=None,
+    )
+    max_sequential_tokens: int | None = setting(
+        "Cap on B_seq (tokens on the critical path), checked before each call like "
+        "max_total_tokens.",
+        default=None,
+    )
 
     def __post_init__(self) -> None:
         """Check every field, so bad input fails before the first model call."""
@@ -112,6 +127,18 @@ class RunContext:
         check_positive_int("max_concurrency", self.max_concurrency)
         if not isinstance(self.max_retries, int) or self.max_retries < 0:
             raise ContextError(f"max_retries: must be an integer >= 0, got {self.max_retries!r}")
+        if (
+            not isinstance(self.timeout, int | float)
+            or isinstance(self.timeout, bool)
+            or not self.timeout > 0
+        ):
+            raise ContextError(
+                f"timeout: must be a number of seconds > 0, such as 600, got {self.timeout!r}"
+            )
+        for name in ("max_total_tokens", "max_sequential_tokens"):
+            value = getattr(self, name)
+            if value is not None:
+                check_positive_int(name, value)
         if not isinstance(self.seed, int):
             raise ContextError(f"seed: must be an integer, got {self.seed!r}")
         if self.reasoning_effort not in REASONING_EFFORTS:

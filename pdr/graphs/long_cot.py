@@ -8,6 +8,7 @@ from pdr.aio import SYNC_FAN_OUT, node
 from pdr.graphs.context import LongCoTContext
 from pdr.graphs.state import InputState, OutputState, State
 from pdr.nodes.long_cot import long_cot
+from pdr.nodes.refine import after_final
 from pdr.nodes.start import start
 
 
@@ -20,7 +21,7 @@ def build_long_cot() -> StateGraph[State, LongCoTContext, InputState, OutputStat
     builder.add_node("long_cot", node(long_cot))
     builder.add_edge(START, "start")
     builder.add_edge("start", "long_cot")
-    builder.add_edge("long_cot", END)
+    builder.add_conditional_edges("long_cot", after_final("long_cot"), ["long_cot", END])
     return builder
 
 

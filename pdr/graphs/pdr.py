@@ -9,12 +9,14 @@ from langgraph.graph import END, START, StateGraph
 from pdr.aio import SYNC_FAN_OUT, node
 from pdr.graphs.context import PDRContext, RefineContext
 from pdr.graphs.state import DraftTask, InputState, OutputState, State
-from pdr.nodes.distill import Distiller, distill_step, summary
+from pdr.graphs.state import VerifyTask
+from pdr.nodes.distill import Distiller, distill_step, summary, verifies
 from pdr.nodes.draft import draft
-from pdr.nodes.draft_batch import DraftBatchTask, draft_batch, next_round_batched
-from pdr.nodes.refine import refine
-from pdr.nodes.routing import next_round
+from pdr.nodes.draft_batch import DraftBatchTask, draft_batch
+from pdr.nodes.refine import after_final, refine
+from pdr.nodes.rounds import round_router
 from pdr.nodes.start import start
+from pdr.nodes.verify import verify_draft
 
 ContextT = TypeVar("ContextT", bound=RefineContext)
 
@@ -38,23 +40,33 @@ def build_pdr(
 def build_rounds(
     context_schema: type[ContextT], distill: Distiller, *, batch_drafts: bool = False
 ) -> StateGraph[State, ContextT, InputState, OutputState]:
-    """The round loop shared by PDR and SR: start, fan out drafts, distill, loop or refine."""
+    """The round loop shared by PDR and SR: start, fan out drafts, distill, loop or refine.
+
+    A distill operator that ranks drafts with the verify scorer adds the verify stage: one
+    ``verify`` branch per draft between the drafts and the distillation.
+    """
     builder = StateGraph(
         State, context_schema=context_schema, input_schema=InputState, output_schema=OutputState
     )
+    grading = verifies(distill)
     builder.add_node("start", node(start))
     if batch_drafts:
         builder.add_node("draft", node(draft_batch), input_schema=DraftBatchTask)
     else:
         builder.add_node("draft", node(draft), input_schema=DraftTask)
-    route = next_round_batched if batch_drafts else next_round
+    targets = ["draft", "refine", "distill"]
+    if grading:
+        builder.add_node("verify", node(verify_draft), input_schema=VerifyTask)
+        builder.add_edge("verify", "distill")
+        targets.append("verify")
+    route = round_router(verifies=grading, batched=batch_drafts)
     builder.add_node("distill", node(distill_step(distill)))
     builder.add_node("refine", node(refine))
     builder.add_edge(START, "start")
-    builder.add_conditional_edges("start", route, ["draft", "refine"])
+    builder.add_conditional_edges("start", route, targets)
     builder.add_edge("draft", "distill")
-    builder.add_conditional_edges("distill", route, ["draft", "refine"])
-    builder.add_edge("refine", END)
+    builder.add_conditional_edges("distill", route, targets)
+    builder.add_conditional_edges("refine", after_final("refine"), ["refine", END])
     return builder
 
 

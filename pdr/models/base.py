@@ -28,6 +28,7 @@ class Generation:
         sample_output_tokens: output tokens per sample, when the backend reports them.
         estimated: True when the backend reported nothing and a tokenizer counted.
         reasoning_texts: thinking text per sample, where the provider returns it.
+        truncated: True when a sample stopped at the output cap (finish reason "length").
     """
 
     texts: list[str]
@@ -38,6 +39,7 @@ class Generation:
     sample_output_tokens: list[int] | None = None
     estimated: bool = False
     reasoning_texts: list[str] | None = field(default=None)
+    truncated: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,15 @@ class BackendError(RuntimeError):
 
 
 class TransientBackendError(RuntimeError):
-    """A backend failed in a way worth retrying (timeout, connection, rate limit, 5xx)."""
+    """A backend failed in a way worth retrying (timeout, connection, rate limit, 5xx).
+
+    ``retry_after`` is the wait in seconds the server asked for (``Retry-After``), if it did.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        """Keep the server's requested wait beside the message."""
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @runtime_checkable

@@ -16,6 +16,17 @@ def to_langchain(messages: list[Message]) -> list[BaseMessage]:
     return [kinds[m["role"]](content=m["content"]) for m in messages]
 
 
+def stopped_at_cap(message: BaseMessage) -> bool:
+    """True when the provider says the reply stopped at the output cap, not by itself.
+
+    OpenAI-style servers report ``finish_reason`` "length"; Gemini ``finish_reason``
+    "MAX_TOKENS".
+    """
+    metadata = getattr(message, "response_metadata", None) or {}
+    reason = str(metadata.get("finish_reason") or "").lower()
+    return reason in {"length", "max_tokens"}
+
+
 def message_text(message: BaseMessage) -> str:
     """The text of a reply, whether its content is a string or a list of content blocks."""
     content = message.content
@@ -80,6 +91,7 @@ def generation_from_reply(reply: BaseMessage, messages: list[Message], count: An
             output_tokens=count(text),
             estimated=True,
             reasoning_texts=[reasoning_text] if reasoning_text else None,
+            truncated=stopped_at_cap(reply),
         )
     input_details = usage.get("input_token_details") or {}
     output_details = usage.get("output_token_details") or {}
@@ -90,6 +102,7 @@ def generation_from_reply(reply: BaseMessage, messages: list[Message], count: An
         reasoning_tokens=int(output_details.get("reasoning", 0) or 0),
         cached_tokens=int(input_details.get("cache_read", 0) or 0),
         reasoning_texts=[reasoning_text] if reasoning_text else None,
+        truncated=stopped_at_cap(reply),
     )
 
 

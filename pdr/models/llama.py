@@ -106,6 +106,11 @@ class LlamaBackend:
         self._vocab: Llama | None = None
 
     @property
+    def context_window(self) -> int:
+        """Tokens one call may hold, prompt and output together (``n_ctx``)."""
+        return self.n_ctx
+
+    @property
     def model_path(self) -> Path:
         """The GGUF file, located on first use (blocking: the embedded models are assembled).
 
@@ -222,6 +227,7 @@ class LlamaBackend:
             input_tokens=prompt_tokens,
             output_tokens=int(usage["completion_tokens"]),
             cached_tokens=_reused_prefix(before, _evaluated_tokens(llama)[:prompt_tokens]),
+            truncated=response["choices"][0].get("finish_reason") == "length",
         )
 
 

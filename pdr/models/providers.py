@@ -16,16 +16,15 @@ explicitly.)
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import weakref
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import openai
 from langchain.chat_models import init_chat_model
-from langchain_core.exceptions import ModelError
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
@@ -37,10 +36,15 @@ from pdr.models.base import (
     Generation,
     Message,
     SamplingOptions,
-    TransientBackendError,
     count_pieces,
 )
-from pdr.models.langchain_backend import LangChainBackend, message_text, to_langchain
+from pdr.models.errors import EmptyReplyError, classify_error
+from pdr.models.langchain_backend import (
+    LangChainBackend,
+    message_text,
+    stopped_at_cap,
+    to_langchain,
+)
 
 OPENAI_KEY = "OPENAI_API_KEY"
 GOOGLE_KEYS = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
@@ -130,14 +134,15 @@ class OpenAIBackend(ProviderBackend):
     """OpenAI chat models; reasoning models get ``reasoning_effort`` and no temperature."""
 
     def __init__(self, spec: str, model_name: str, **model_kwargs: Any) -> None:
-        """Build ``ChatOpenAI`` via init_chat_model; BackendError first if no key is set."""
+        """Build the OpenAI chat model; BackendError first if no key is set."""
         if "api_key" not in model_kwargs:
             require_key(spec, (OPENAI_KEY,), "OpenAI")
         model_kwargs.setdefault("max_retries", 0)
         model_kwargs.setdefault("stream_usage", True)
+        # What init_chat_model("openai:...") builds, as the subclass that checks replies.
         super().__init__(
             spec,
-            lambda: init_chat_model(f"openai:{model_name}", **with_own_client(model_kwargs)),
+            lambda: ReasoningChatOpenAI(model=model_name, **with_own_client(model_kwargs)),
         )
         self.reasoning = bool(_OPENAI_REASONING.match(model_name))
 
@@ -206,14 +211,18 @@ class ReasoningChatOpenAI(ChatOpenAI):
     fields the official API does not have, which ChatOpenAI drops; here they are copied into
     ``additional_kwargs`` of each message (streamed deltas are concatenated by LangChain).
     Overriding ``_create_chat_result`` is how LangChain's own provider packages (``ChatDeepSeek``)
-    keep such fields, as ChatOpenAI's documentation advises.
+    keep such fields, as ChatOpenAI's documentation advises. A reply without choices raises
+    EmptyReplyError quoting what the server sent (ChatOpenAI would fail on an empty list).
     """
 
     def _create_chat_result(
         self, response: Any, generation_info: dict[str, Any] | None = None
     ) -> ChatResult:
-        result = super()._create_chat_result(response, generation_info)
         raw = response if isinstance(response, dict) else response.model_dump()
+        if not raw.get("choices"):
+            sent = json.dumps(raw, default=str)
+            raise EmptyReplyError(f"the server sent a reply with no choices: {sent[:300]}")
+        result = super()._create_chat_result(response, generation_info)
         for generation, choice in zip(result.generations, raw.get("choices") or [], strict=False):
             _copy_reasoning(choice.get("message") or {}, generation.message.additional_kwargs)
         return result
@@ -288,6 +297,7 @@ def generation_from_replies(
     texts = [message_text(reply) for reply in replies]
     thoughts = [_thinking_text(reply) for reply in replies]
     reasoning_texts = thoughts if any(thoughts) else None
+    truncated = any(stopped_at_cap(reply) for reply in replies)
     usage = next((u for r in replies if (u := getattr(r, "usage_metadata", None))), None)
     if not usage:
         prompt = "\n".join(m["content"] for m in messages)
@@ -297,6 +307,7 @@ def generation_from_replies(
             output_tokens=sum(count(text) for text in texts),
             estimated=True,
             reasoning_texts=reasoning_texts,
+            truncated=truncated,
         )
     input_details = usage.get("input_token_details") or {}
     output_details = usage.get("output_token_details") or {}
@@ -307,6 +318,7 @@ def generation_from_replies(
         reasoning_tokens=int(output_details.get("reasoning", 0) or 0),
         cached_tokens=int(input_details.get("cache_read", 0) or 0),
         reasoning_texts=reasoning_texts,
+        truncated=truncated,
     )
 
 
@@ -324,31 +336,3 @@ def _thinking_text(reply: BaseMessage) -> str:
             if isinstance(block, dict) and block.get("type") == "thinking"
         )
     return ""
-
-
-def classify_error(spec: str, error: Exception) -> Exception:
-    """TransientBackendError for errors worth retrying, BackendError for the rest.
-
-    Errors that are neither a provider nor a transport error are returned unchanged.
-    """
-    transient: tuple[type[BaseException], ...] = (
-        openai.APIConnectionError,  # includes APITimeoutError
-        openai.RateLimitError,
-        openai.InternalServerError,
-        httpx.TransportError,
-    )
-    if isinstance(error, transient) or (isinstance(error, ModelError) and error.is_retryable):
-        return TransientBackendError(f"model {spec!r}: {type(error).__name__}: {error}")
-    if isinstance(error, openai.APIStatusError | ModelError):
-        return BackendError(f"model {spec!r}: {type(error).__name__}: {error}")
-    try:
-        from google.genai import errors as genai_errors
-    except ImportError:
-        return error
-    if isinstance(error, genai_errors.ServerError) or (
-        isinstance(error, genai_errors.ClientError) and error.code == 429
-    ):
-        return TransientBackendError(f"model {spec!r}: {type(error).__name__}: {error}")
-    if isinstance(error, genai_errors.APIError):
-        return BackendError(f"model {spec!r}: {type(error).__name__}: {error}")
-    return error

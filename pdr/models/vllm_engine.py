@@ -175,6 +175,7 @@ def generation_from_output(output: Any) -> Generation:
         output_tokens=sum(per_sample),
         cached_tokens=int(getattr(output, "num_cached_tokens", 0) or 0),
         sample_output_tokens=per_sample,
+        truncated=any(getattr(c, "finish_reason", None) == "length" for c in samples),
     )
 
 

@@ -15,21 +15,49 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from pdr.calls import call_model
+from pdr.calls import BudgetExhaustedError, CallFailedError, call_model
 from pdr.events import ROUND_STARTED, WORKSPACE_WRITTEN, emit
 from pdr.graphs.context import ContextError, PDRContext, RefineContext
 from pdr.graphs.state import Draft, State
 from pdr.models import Message
-from pdr.nodes.scoring import SCORERS, Scorer, vote
+from pdr.nodes.halts import failed, stopped
+from pdr.nodes.routing import allowance
+from pdr.nodes.rounds import hold_round, round_drafts
+from pdr.nodes.scoring import SCORERS, Scorer, verify, vote
 from pdr.nodes.workspace import bound_text, bound_workspace, count_tokens, excerpt
 from pdr.prompts import distill as prompts
 
 Distiller = Callable[[State, Runtime[Any]], Awaitable[dict[str, Any]]]
 
+__all__ = ["Distiller", "distill_step", "distiller", "round_drafts", "summary", "topk"]
 
-def round_drafts(state: State) -> list[Draft]:
-    """The drafts of the round just finished, in index order (branches finish in any order)."""
-    return sorted(state.get("drafts") or [], key=lambda d: d["index"])
+
+class ScoredDistiller:
+    """A distill operator that ranks the drafts with a scorer (the top-k operators).
+
+    ``verifies`` tells the graph builder to add the verify stage (the ``verify`` scorer reads the
+    grades it writes).
+    """
+
+    def __init__(self, function: Distiller, scorer: Scorer) -> None:
+        """Wrap ``function`` (the operator) ranking with ``scorer``."""
+        self.function = function
+        self.scorer = scorer
+        self.__name__ = function.__name__
+
+    @property
+    def verifies(self) -> bool:
+        """True when the scorer is the model's own grading (the verify stage)."""
+        return self.scorer is verify
+
+    async def __call__(self, state: State, runtime: Runtime[Any]) -> dict[str, Any]:
+        """Run the operator."""
+        return await self.function(state, runtime)
+
+
+def verifies(operator: Distiller) -> bool:
+    """True when ``operator`` needs the verify stage before it runs."""
+    return bool(getattr(operator, "verifies", False))
 
 
 def next_round_size(state: State, context: RefineContext) -> int:
@@ -60,6 +88,7 @@ async def summary(state: State, runtime: Runtime[PDRContext]) -> dict[str, Any]:
         round_=state["round"],
         index=0,
         messages=summary_messages(state["problem"], drafts, context),
+        allowance=allowance(context, state.get("calls") or [], 1),
     )
     return {"workspaces": [result.text], "calls": result.records}
 
@@ -85,7 +114,7 @@ def best_k(drafts: list[Draft], scores: list[float], k: int) -> list[Draft]:
     return [drafts[i] for i in ranked[:k]]
 
 
-def topk(scorer: Scorer | str = vote) -> Distiller:
+def topk(scorer: Scorer | str = vote) -> ScoredDistiller:
     """Top-k shared: the k best drafts (by ``scorer``) form one workspace for every next draft."""
     score = SCORERS[scorer] if isinstance(scorer, str) else scorer
 
@@ -96,10 +125,10 @@ def topk(scorer: Scorer | str = vote) -> Distiller:
         chosen = best_k(drafts, scores, context.k)
         return {"workspaces": [candidates_workspace(chosen, context)], "calls": records}
 
-    return topk_distill
+    return ScoredDistiller(topk_distill, score)
 
 
-def topk_per_sample(scorer: Scorer | str = vote) -> Distiller:
+def topk_per_sample(scorer: Scorer | str = vote) -> ScoredDistiller:
     """Per-sample top-k: next draft j gets the k best of its own bootstrap resample of the drafts.
 
     Scores are computed once (the verify calls are not repeated per sample); the resample is
@@ -119,7 +148,7 @@ def topk_per_sample(scorer: Scorer | str = vote) -> Distiller:
             workspaces.append(candidates_workspace(chosen, context))
         return {"workspaces": workspaces, "calls": records}
 
-    return topk_per_sample_distill
+    return ScoredDistiller(topk_per_sample_distill, score)
 
 
 async def random_k(state: State, runtime: Runtime[PDRContext]) -> dict[str, Any]:
@@ -146,13 +175,25 @@ def distill_step(operator: Distiller) -> Distiller:
 
     The wrapper bounds every workspace to kappa tokens of the refine model's tokenizer, checks
     that there is one shared workspace or one per next-round draft, clears the drafts of the
-    round and moves the run to the next round.
+    round and moves the run to the next round. Before that it joins the round's stages
+    (``pdr.nodes.rounds.hold_round``): failed branches pause the run, a stopped run or drafts
+    awaiting their grades hold the round. A failed call of the operator pauses the run at this
+    step; a call the caps refuse stops the run.
     """
+    grades = verifies(operator)
 
     @wraps(operator)
     async def distill(state: State, runtime: Runtime[RefineContext]) -> dict[str, Any]:
         context = runtime.context
-        update = await operator(state, runtime)
+        joined, hold = hold_round(state, context, grades)
+        if hold:
+            return joined
+        try:
+            update = await operator(state, runtime)
+        except BudgetExhaustedError as error:
+            return {**joined, **stopped(error)}
+        except CallFailedError as error:
+            return {**joined, **failed("distill", {}, "distill", state["round"], 0, error)}
         workspaces = [bound_workspace(text, context) for text in update.get("workspaces", [""])]
         wanted = next_round_size(state, context)
         if len(workspaces) not in (1, wanted):
@@ -171,17 +212,20 @@ def distill_step(operator: Distiller) -> Distiller:
         if next_round < len(sizes):
             emit(ROUND_STARTED, round=next_round, drafts=sizes[next_round - 1], rounds=len(sizes))
         return {
+            **joined,
             **{key: value for key, value in update.items() if key not in {"workspaces", "calls"}},
             "workspaces": workspaces,
             "calls": update.get("calls", []),
             "drafts": None,
+            "scores": None,
+            "round_answers": [draft["answer"] for draft in round_drafts(state)],
             "round": next_round,
         }
 
     return distill
 
 
-SCORED_OPERATORS: dict[str, Callable[[str], Distiller]] = {
+SCORED_OPERATORS: dict[str, Callable[[str], ScoredDistiller]] = {
     "topk": topk,
     "topk_per_sample": topk_per_sample,
 }

@@ -7,11 +7,12 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from pdr.answers import extract_answer
-from pdr.calls import call_model
+from pdr.calls import BudgetExhaustedError, CallFailedError, call_model
 from pdr.events import DRAFT_FINISHED, emit
 from pdr.graphs.context import RefineContext
 from pdr.graphs.state import Draft, DraftTask
 from pdr.models import Message
+from pdr.nodes.halts import failed, stopped
 from pdr.prompts import draft as prompts
 
 
@@ -29,16 +30,26 @@ def draft_messages(problem: str, workspace: str, context: RefineContext) -> list
 
 
 async def draft(task: DraftTask, runtime: Runtime[RefineContext]) -> dict[str, Any]:
-    """Write one draft; returns it and the call's ledger records."""
+    """Write one draft; returns it and the call's ledger records.
+
+    A failed call returns a failure instead (the round's other drafts go on), a call the token
+    caps refuse returns why the run stops.
+    """
     context = runtime.context
     round_, index = task["round"], task["index"]
-    result = await call_model(
-        context,
-        role="draft",
-        round_=round_,
-        index=index,
-        messages=draft_messages(task["problem"], task["workspace"], context),
-    )
+    try:
+        result = await call_model(
+            context,
+            role="draft",
+            round_=round_,
+            index=index,
+            messages=draft_messages(task["problem"], task["workspace"], context),
+            allowance=task.get("allowance"),
+        )
+    except BudgetExhaustedError as error:
+        return stopped(error)
+    except CallFailedError as error:
+        return failed("draft", dict(task), "draft", round_, index, error)
     text = result.text
     answer = extract_answer(text)
     record = result.records[-1]

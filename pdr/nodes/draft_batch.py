@@ -16,36 +16,46 @@ Use it with ``build_pdr(batch_drafts=True)``; the node keeps the name "draft".
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal, TypedDict
+from typing import Any
 
-from langgraph.runtime import Runtime
+from langgraph.runtime import Runtime, get_runtime
 from langgraph.types import Send
+
+# typing_extensions' TypedDict: pydantic (LangGraph Studio's schemas) rejects typing's on 3.11.
+from typing_extensions import NotRequired, TypedDict
 
 from pdr.answers import extract_answer
 from pdr.budget import CallRecord
-from pdr.calls import CallResult, call_model
+from pdr.caps import Allowance, less, split
+from pdr.calls import BudgetExhaustedError, CallFailedError, CallResult, call_model
 from pdr.events import DRAFT_FINISHED, emit
 from pdr.graphs.context import RefineContext
 from pdr.graphs.state import Draft, State
 from pdr.models import get_backend
 from pdr.nodes.draft import draft_messages
-from pdr.nodes.routing import round_workspaces
+from pdr.nodes.halts import failed, stopped
+from pdr.nodes.routing import allowance, round_workspaces
 
 
 class DraftBatchTask(TypedDict):
-    """One group of drafts of a round that share a workspace, sent to one batched draft node."""
+    """One group of drafts of a round that share a workspace, sent to one batched draft node.
+
+    ``allowance`` is the group's share of the token caps (its drafts' shares together).
+    """
 
     problem: str
     round: int
     indices: list[int]
     workspace: str
+    allowance: NotRequired[Allowance | None]
 
 
-def next_round_batched(state: State) -> list[Send] | Literal["refine"]:
-    """One batched draft task per distinct workspace of the round; the last round refines."""
+def batched_sends(state: State, calls: list[CallRecord]) -> list[Send] | None:
+    """One batched draft task per distinct workspace of the round (None: refining is next)."""
     planned = round_workspaces(state)
     if planned is None:
-        return "refine"
+        return None
+    share = allowance(get_runtime(RefineContext).context, calls, len(planned))
     groups: dict[str, list[int]] = {}
     for index, workspace in enumerate(planned):
         groups.setdefault(workspace, []).append(index)
@@ -53,30 +63,53 @@ def next_round_batched(state: State) -> list[Send] | Literal["refine"]:
         Send(
             "draft",
             DraftBatchTask(
-                problem=state["problem"], round=state["round"], indices=indices, workspace=workspace
+                problem=state["problem"],
+                round=state["round"],
+                indices=indices,
+                workspace=workspace,
+                allowance=_times(share, len(indices)),
             ),
         )
         for workspace, indices in groups.items()
     ]
 
 
+def _times(share: Allowance | None, count: int) -> Allowance | None:
+    if share is None or share["total"] is None:
+        return share
+    return Allowance(total=share["total"] * count, sequential=share["sequential"])
+
+
 async def draft_batch(task: DraftBatchTask, runtime: Runtime[RefineContext]) -> dict[str, Any]:
-    """Write the group's drafts with one n-sample call (single calls for what it lacks)."""
+    """Write the group's drafts with one n-sample call (single calls for what it lacks).
+
+    A failed call leaves its drafts as a failure (a group of the drafts it should have written,
+    asked again on resume) beside the drafts that were written; a call the caps refuse stops
+    the run.
+    """
     context = runtime.context
     round_, indices = task["round"], task["indices"]
     messages = draft_messages(task["problem"], task["workspace"], context)
     texts: list[str] = []
     records: list[CallRecord] = []
     tokens: list[tuple[int, int]] = []
+    update: dict[str, Any] = {}
+    group = task.get("allowance")
     if get_backend(context.model_for("draft")).supports_n and len(indices) > 1:
-        result = await call_model(
-            context,
-            role="draft",
-            round_=round_,
-            index=indices[0],
-            messages=messages,
-            n=len(indices),
-        )
+        try:
+            result = await call_model(
+                context,
+                role="draft",
+                round_=round_,
+                index=indices[0],
+                messages=messages,
+                n=len(indices),
+                allowance=group,
+            )
+        except BudgetExhaustedError as error:
+            return stopped(error)
+        except CallFailedError as error:
+            return failed("draft", dict(task), "draft", round_, indices[0], error)
         generation = result.generation
         texts = generation.texts[: len(indices)]
         records = list(result.records)
@@ -84,7 +117,8 @@ async def draft_batch(task: DraftBatchTask, runtime: Runtime[RefineContext]) -> 
         tokens = [(generation.input_tokens, out) for out in per_sample[: len(texts)]]
     missing = indices[len(texts) :]
     if missing:
-        singles: list[CallResult] = await asyncio.gather(
+        share = split(less(group, records), len(missing))
+        singles = await asyncio.gather(
             *[
                 call_model(
                     context,
@@ -92,14 +126,30 @@ async def draft_batch(task: DraftBatchTask, runtime: Runtime[RefineContext]) -> 
                     round_=round_,
                     index=index,
                     messages=messages,
+                    allowance=share,
                 )
                 for index in missing
-            ]
+            ],
+            return_exceptions=True,
         )
-        for single in singles:
-            texts.append(single.text)
-            records.extend(single.records)
-            tokens.append((single.generation.input_tokens, single.generation.output_tokens))
+        written: list[int] = []
+        for index, single in zip(missing, singles, strict=True):
+            if isinstance(single, CallResult):
+                written.append(index)
+                texts.append(single.text)
+                records.extend(single.records)
+                tokens.append((single.generation.input_tokens, single.generation.output_tokens))
+            elif isinstance(single, BudgetExhaustedError):
+                records.extend(single.records)
+                update.setdefault("stopped", stopped(single)["stopped"])
+            elif isinstance(single, CallFailedError):
+                records.extend(single.records)
+                lone = DraftBatchTask(**{**task, "indices": [index], "allowance": share})
+                failure = failed("draft", dict(lone), "draft", round_, index, single)
+                update.setdefault("failures", []).extend(failure["failures"])
+            else:
+                raise single
+        indices = indices[: len(indices) - len(missing)] + written
     drafts = []
     for index, text, (input_tokens, output_tokens) in zip(indices, texts, tokens, strict=True):
         answer = extract_answer(text)
@@ -112,4 +162,4 @@ async def draft_batch(task: DraftBatchTask, runtime: Runtime[RefineContext]) -> 
             answer=answer,
         )
         drafts.append(Draft(round=round_, index=index, text=text, answer=answer))
-    return {"drafts": drafts, "calls": records}
+    return {**update, "drafts": drafts, "calls": records}

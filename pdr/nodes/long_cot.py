@@ -6,11 +6,10 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from pdr.calls import call_model
 from pdr.graphs.context import LongCoTContext
 from pdr.graphs.state import State
 from pdr.models import Message
-from pdr.nodes.refine import finish
+from pdr.nodes.refine import final_call
 from pdr.prompts import long_cot as prompts
 
 
@@ -25,11 +24,6 @@ def long_cot_messages(problem: str, context: LongCoTContext) -> list[Message]:
 async def long_cot(state: State, runtime: Runtime[LongCoTContext]) -> dict[str, Any]:
     """Answer in one call whose output cap is the whole thinking budget."""
     context = runtime.context
-    result = await call_model(
-        context,
-        role="long_cot",
-        round_=1,
-        index=0,
-        messages=long_cot_messages(state["problem"], context),
+    return await final_call(
+        state, context, "long_cot", 1, long_cot_messages(state["problem"], context)
     )
-    return finish(state, result.text, result.records)

@@ -1,4 +1,4 @@
-"""Conditional edges: fan the next round out to its drafts, or go to the refine step."""
+"""Fan-out: the drafts of a round, each with its workspace and its share of the token caps."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Literal
 from langgraph.runtime import get_runtime
 from langgraph.types import Send
 
-from pdr.graphs.context import RefineContext
+from pdr.budget import CallRecord
+from pdr.caps import Allowance, stage_allowance
+from pdr.graphs.context import RefineContext, RunContext
 from pdr.graphs.state import DraftTask, State
 
 
@@ -27,17 +29,41 @@ def round_workspaces(state: State) -> list[str] | None:
     ]
 
 
-def next_round(state: State) -> list[Send] | Literal["refine"]:
-    """Send one draft task per draft of the round, each with its workspace; the last round refines."""
+def allowance(context: RunContext, calls: list[CallRecord], branches: int) -> Allowance | None:
+    """Each of ``branches`` calls' share of what the run's caps leave after ``calls``."""
+    return stage_allowance(context.max_total_tokens, context.max_sequential_tokens, calls, branches)
+
+
+def draft_sends(state: State, calls: list[CallRecord]) -> list[Send] | None:
+    """One draft task per draft of ``state``'s round (None: refining is next).
+
+    ``calls`` are the run's records so far, from which each branch's allowance is computed.
+    """
     planned = round_workspaces(state)
     if planned is None:
-        return "refine"
+        return None
+    share = allowance(get_runtime(RefineContext).context, calls, len(planned))
     return [
         Send(
             "draft",
             DraftTask(
-                problem=state["problem"], round=state["round"], index=index, workspace=workspace
+                problem=state["problem"],
+                round=state["round"],
+                index=index,
+                workspace=workspace,
+                allowance=share,
             ),
         )
         for index, workspace in enumerate(planned)
     ]
+
+
+def next_round(state: State) -> list[Send] | Literal["refine"]:
+    """Send one draft task per draft of the round, each with its workspace; the last round refines.
+
+    A run already stopped (``stopped``) goes to ``refine``, which writes the best answer so far.
+    """
+    if state.get("stopped"):
+        return "refine"
+    sends = draft_sends(state, state.get("calls") or [])
+    return "refine" if sends is None else sends

@@ -1,20 +1,20 @@
-"""Scorers that rank a round's drafts for top-k distillers: vote (free) or verify (model calls)."""
+"""Scorers that rank a round's drafts for top-k distillers: vote (free) or verify (model calls).
+
+The verify scorer's calls are a graph stage of their own (``pdr.nodes.verify``); the scorer reads
+the grades that stage wrote.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from pdr.answers import normalize_answer
 from pdr.budget import CallRecord
-from pdr.calls import call_model
-from pdr.events import DRAFT_VERIFIED, emit
 from pdr.graphs.context import PDRContext
 from pdr.graphs.state import Draft
 from pdr.models import Message
-from pdr.nodes.workspace import excerpt
 from pdr.prompts import verify as prompts
 
 Scores = list[float]
@@ -49,24 +49,12 @@ def parse_score(text: str) -> float:
 async def verify(
     problem: str, drafts: list[Draft], context: PDRContext
 ) -> tuple[Scores, list[CallRecord]]:
-    """The model grades every draft in parallel calls (one stage of B_seq); score = its grade."""
+    """Score = the grade the model gave the draft in the verify stage (0 without one).
 
-    async def grade(position: int, item: Draft) -> tuple[float, list[CallRecord]]:
-        result = await call_model(
-            context,
-            role="verify",
-            round_=item["round"],
-            index=item["index"],
-            messages=verify_messages(
-                problem, excerpt(item["text"], context, len(drafts)), context
-            ),
-        )
-        score = parse_score(result.text)
-        emit(DRAFT_VERIFIED, round=item["round"], index=item["index"], score=score)
-        return score, result.records
-
-    graded = await asyncio.gather(*(grade(i, d) for i, d in enumerate(drafts)))
-    return [score for score, _ in graded], [r for _, records in graded for r in records]
+    The grading calls are a stage of their own (``pdr.nodes.verify``: one branch per draft, run
+    in parallel after the drafts), so here the grades are only read from the drafts.
+    """
+    return [float(d.get("score", 0.0)) for d in drafts], []
 
 
 SCORERS: dict[str, Scorer] = {"vote": vote, "verify": verify}

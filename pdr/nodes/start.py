@@ -20,4 +20,14 @@ async def start(state: State, runtime: Runtime[RunContext]) -> dict[str, Any]:
         raise ValueError("problem: the input needs a non-empty 'problem' string")
     sizes = context.round_sizes()
     emit(ROUND_STARTED, round=1, drafts=sizes[0], rounds=len(sizes))
-    return {"round": 1, "drafts": None, "workspaces": [""], "calls": None}
+    return {
+        "round": 1,
+        "drafts": None,
+        "workspaces": [""],
+        "calls": None,
+        "scores": None,
+        "failures": None,
+        "stopped": None,
+        "resend": None,
+        "round_answers": [],
+    }

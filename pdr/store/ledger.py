@@ -2,10 +2,14 @@
 
 ``Ledger`` wraps one SQLAlchemy engine (a SQLite file in the per-user data directory by default,
 any SQLAlchemy URL otherwise, e.g. PostgreSQL for a team). It is written by one caller, the runner
-(``pdr.runner``), which commits each call's record the moment the call's ``call_finished`` event
-arrives, so a killed process leaves all its completed calls behind. A run's B_seq and B_tot are
-computed from its call rows when the run is closed (``finish_run``), so the stored budgets always
-equal the rows. Reads return the plain dataclasses of ``pdr.store.rows``, never ORM objects.
+(``pdr.runner``), which stores each call attempt the moment it starts (so a killed process leaves
+every call it made behind, at worst with its prompt tokens estimated) and completes the row when
+the attempt ends. A run's B_seq and B_tot are computed from its call rows when the run is closed
+(``finish_run``), so the stored budgets always equal the rows. A successful call of a step that
+already had a success or an attempt whose reply never arrived is marked ``repeat``: the provider
+may have done that work twice, and both count. Runs are executed under a lease
+(``pdr.store.leases``). Reads return the plain dataclasses of ``pdr.store.rows``, never ORM
+objects.
 """
 
 from __future__ import annotations
@@ -14,15 +18,17 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
-from sqlalchemy import Engine, create_engine, event, func, select
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from pdr.budget import Budgets, CallRecord, budgets
 from pdr.settings import database_url
-from pdr.store.ledger_models import Base, Call, Experiment, Result, Run, Workspace, utcnow
+from pdr.store import leases
+from pdr.store.call_rows import close_unfinished, write_call
+from pdr.store.database import LedgerError, open_engine
+from pdr.store.ledger_models import Call, Experiment, Result, Run, Workspace, utcnow
 from pdr.store.rows import (
     ResultRow,
     RunDetail,
@@ -33,32 +39,11 @@ from pdr.store.rows import (
     run_summary,
 )
 
-Status = Literal["running", "done", "failed"]
+__all__ = ["FINISHED", "Ledger", "LedgerError", "Status"]
 
-
-class LedgerError(ValueError):
-    """A ledger operation that cannot be done as asked (unknown thread, duplicate thread)."""
-
-
-def _engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    # Calls are written from LangGraph's worker threads and the event loop thread; a generous busy
-    # timeout lets a second process (an evaluation beside a `pdr runs list`) wait instead of fail.
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(connection: Any, _record: Any) -> None:
-        cursor = connection.cursor()
-        # WAL: readers never block the writer; each commit survives a killed process.
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    return engine
+Status = Literal["running", "done", "truncated", "budget_exhausted", "failed", "interrupted"]
+FINISHED: Final = ("done", "truncated", "budget_exhausted")
+"""Statuses of runs that ended by themselves (nothing left to resume)."""
 
 
 class Ledger:
@@ -72,8 +57,7 @@ class Ledger:
                 SQLite file in the per-user data directory.
         """
         self.url = database_url(url)
-        self.engine = _engine(self.url)
-        Base.metadata.create_all(self.engine)
+        self.engine = open_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._lock = threading.Lock()
         self._run_ids: dict[str, int] = {}  # thread id -> run id, for the runs written here
@@ -98,6 +82,7 @@ class Ledger:
         seed: int = 0,
         distill: str | None = None,
         scorer: str | None = None,
+        checkpoints: str | None = None,
     ) -> int:
         """Record a new run (status 'running'); returns its id.
 
@@ -122,6 +107,7 @@ class Ledger:
                 item_id=item_id,
                 seed=seed,
                 status="running",
+                checkpoints=checkpoints,
             )
             session.add(run)
             session.flush()
@@ -130,40 +116,55 @@ class Ledger:
             self._run_ids[thread_id] = run_id
         return run_id
 
-    def reopen_run(self, thread_id: str) -> RunDetail:
-        """Mark a stopped run 'running' again (for a resume)."""
+    def reopen_run(self, thread_id: str, checkpoints: str | None = None) -> RunDetail:
+        """Mark a stopped run 'running' again (for a resume), in ``checkpoints`` if given."""
         with self._session() as session:
             run = self._run(session, thread_id)
             run.status = "running"
             run.error = None
             run.finished_at = None
+            if checkpoints is not None:
+                run.checkpoints = checkpoints
         detail = self.get_run(thread_id)
         assert detail is not None
         return detail
 
-    def record_call(self, thread_id: str, record: CallRecord) -> None:
-        """Commit one call record of the run on ``thread_id`` now."""
+    def record_call(self, thread_id: str, record: CallRecord) -> bool:
+        """Commit one call record of the run on ``thread_id`` now; returns whether it is a repeat.
+
+        A record whose attempt already has a row (written when it started) completes that row;
+        see ``pdr.store.call_rows.write_call`` for the repeat mark.
+        """
         run_id = self._run_id(thread_id)
         with self._session() as session:
-            session.add(
-                Call(
-                    run_id=run_id,
-                    role=record["role"],
-                    round=record["round"],
-                    index=record["index"],
-                    attempt=record["attempt"],
-                    model=record["model"],
-                    input_tokens=record["input_tokens"],
-                    output_tokens=record["output_tokens"],
-                    reasoning_tokens=record["reasoning_tokens"],
-                    cached_tokens=record["cached_tokens"],
-                    samples=record["samples"],
-                    sample_output_tokens=record.get("sample_output_tokens"),
-                    latency_s=record["latency_s"],
-                    estimated=record["estimated"],
-                    error=record["error"],
-                )
-            )
+            return write_call(session, run_id, record)
+
+    def close_unfinished_calls(self, thread_id: str, note: str) -> int:
+        """Mark the run's attempts still 'in flight' as ended with ``note``; returns how many.
+
+        Their rows keep the prompt tokens estimated when they started (the reply never came).
+        """
+        run_id = self._run_id(thread_id)
+        with self._session() as session:
+            return close_unfinished(session, run_id, note)
+
+    # -- leases ----------------------------------------------------------------------------
+
+    def take_lease(self, thread_id: str, holder: leases.Holder) -> leases.LeaseInfo | None:
+        """Take the right to execute ``thread_id`` (see ``pdr.store.leases.take``)."""
+        return leases.take(self._sessions, thread_id, holder)
+
+    def renew_lease(self, thread_id: str, holder: leases.Holder) -> bool:
+        """Renew ``holder``'s heartbeat; False when another process took the lease over."""
+        return leases.renew(self._sessions, thread_id, holder)
+
+    def release_lease(self, thread_id: str, holder: leases.Holder) -> None:
+        """Give the lease back."""
+        leases.release(self._sessions, thread_id, holder)
+
+    def lease_holder(self, thread_id: str) -> leases.LeaseInfo | None:
+        """The live holder of ``thread_id``'s lease, if one is executing it now."""
+        return leases.held_by(self._sessions, thread_id)
 
     def record_workspace(
         self, thread_id: str, round_: int, text: str, tokens: int, index: int = 0
@@ -276,7 +277,7 @@ class Ledger:
             rows = session.execute(
                 select(Result.label, Result.item_id, Result.seed)
                 .join(Run, Run.id == Result.run_id)
-                .where(Result.experiment_id == experiment_id, Run.status == "done")
+                .where(Result.experiment_id == experiment_id, Run.status.in_(FINISHED))
             )
             return {(label, item_id, seed) for label, item_id, seed in rows}
 
@@ -346,6 +347,7 @@ class Ledger:
                 error=run.error,
                 call_records=records,
                 workspaces=spaces,
+                checkpoints=run.checkpoints,
             )
 
     def close(self) -> None:

@@ -1,9 +1,10 @@
 """Tables of the run ledger (SQLAlchemy 2.0 typed models).
 
 One row per run, per model call (every attempt, failed ones too), per workspace written, per
-evaluation experiment and per evaluation result. These tables live in their own database,
-never inside the LangGraph checkpoint file: checkpoints are LangGraph's to migrate, the ledger
-is pdr's.
+evaluation experiment and per evaluation result, and one lease per run being executed. These
+tables live in their own database, never inside the LangGraph checkpoint file: checkpoints are
+LangGraph's to migrate, the ledger is pdr's. Columns added since a ledger was created are added
+to it when it is opened (``pdr.store.database``), so new columns are nullable.
 """
 
 from __future__ import annotations
@@ -67,13 +68,14 @@ class Run(Base):
     b_seq: Mapped[int | None] = mapped_column(Integer)
     b_tot: Mapped[int | None] = mapped_column(Integer)
     wall_s: Mapped[float | None] = mapped_column(Float)
-    status: Mapped[str] = mapped_column(String(10), default="running")
+    status: Mapped[str] = mapped_column(String(20), default="running")
     error: Mapped[str | None] = mapped_column(Text)
     experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id"), index=True)
     item_id: Mapped[str | None] = mapped_column(String(200))
     seed: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    checkpoints: Mapped[str | None] = mapped_column(Text)
 
     calls: Mapped[list[Call]] = relationship(back_populates="run", order_by="Call.id")
     workspaces: Mapped[list[Workspace]] = relationship(
@@ -103,6 +105,9 @@ class Call(Base):
     estimated: Mapped[bool]
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    attempt_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    truncated: Mapped[bool | None] = mapped_column(Boolean)
+    repeat: Mapped[bool | None] = mapped_column(Boolean)
 
     run: Mapped[Run] = relationship(back_populates="calls")
 
@@ -139,3 +144,21 @@ class Result(Base):
 
     experiment: Mapped[Experiment] = relationship(back_populates="results")
     run: Mapped[Run] = relationship()
+
+
+class Lease(Base):
+    """The right to execute a run: one row per run being executed, held by one process.
+
+    ``holder`` is the holding session's own id; ``host`` and ``pid`` say which process it is;
+    ``heartbeat_at`` is renewed while it runs, so a holder that died can be told from one that is
+    working (``pdr.store.leases``).
+    """
+
+    __tablename__ = "leases"
+
+    thread_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -57,6 +57,7 @@ class RunDetail(RunSummary):
     error: str | None
     call_records: list[CallRecord]
     workspaces: list[WorkspaceInfo]
+    checkpoints: str | None = None
 
     @property
     def recorded_budgets(self) -> Budgets:
@@ -96,8 +97,6 @@ def models_of(context: dict[str, Any]) -> dict[str, str]:
     return models
 
 
-
-
 def run_summary(run: Run, calls: int) -> RunSummary:
     """A run's row as a RunSummary, with ``calls`` recorded for it."""
     return RunSummary(
@@ -131,7 +130,7 @@ def as_utc(moment: datetime) -> datetime:
 def call_record(call: Call) -> CallRecord:
     """A call row as the CallRecord it was written from."""
     role: Any = call.role
-    return CallRecord(
+    record = CallRecord(
         role=role,
         round=call.round,
         index=call.index,
@@ -146,4 +145,9 @@ def call_record(call: Call) -> CallRecord:
         latency_s=call.latency_s,
         estimated=call.estimated,
         error=call.error,
+        truncated=bool(call.truncated),
+        repeat=bool(call.repeat),
     )
+    if call.attempt_id is not None:
+        record["attempt_id"] = call.attempt_id
+    return record

@@ -1,0 +1,90 @@
+"""Provider errors sorted into those worth retrying and those not, in messages that say why.
+
+``classify_error`` turns an exception from a provider's client into ``TransientBackendError`` (a
+time-out, a dropped connection, a rate limit, a 5xx, a reply that is not JSON or has no choices;
+with the server's ``Retry-After`` when it sent one) or ``BackendError`` (a bad request, a bad key),
+each naming the model (its URL's password redacted) and quoting what the server sent.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+
+import httpx
+import openai
+from langchain_core.exceptions import ModelError
+
+from pdr.models.base import BackendError, TransientBackendError
+from pdr.redact import redact
+
+
+class EmptyReplyError(ValueError):
+    """A server answered with no choices at all (worth retrying: a server hiccup)."""
+
+
+def retry_after(error: Exception) -> float | None:
+    """Seconds the server asked to wait (``Retry-After``/``retry-after-ms``), if it said."""
+    response = getattr(error, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds is not None:
+        try:
+            return max(0.0, float(milliseconds) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def classify_error(spec: str, error: Exception) -> Exception:
+    """TransientBackendError for errors worth retrying, BackendError for the rest.
+
+    A reply that is not JSON, or has no choices, is a server hiccup (transient); the message
+    quotes what the server sent. A server's ``Retry-After`` travels with the error. Messages name
+    the model with its URL's password redacted. Errors that are neither a provider nor a transport
+    error are returned unchanged.
+    """
+    shown = redact(spec)
+    if isinstance(error, json.JSONDecodeError):
+        return TransientBackendError(
+            f"model {shown!r}: the server sent a reply that is not JSON ({error.msg} at "
+            f"character {error.pos}): {redact(error.doc[:200])!r}"
+        )
+    if isinstance(error, EmptyReplyError):
+        return TransientBackendError(f"model {shown!r}: {redact(str(error))}")
+    transient: tuple[type[BaseException], ...] = (
+        openai.APIConnectionError,  # includes APITimeoutError
+        openai.RateLimitError,
+        openai.InternalServerError,
+        httpx.TransportError,
+    )
+    described = f"model {shown!r}: {type(error).__name__}: {redact(str(error))}"
+    if isinstance(error, transient) or (isinstance(error, ModelError) and error.is_retryable):
+        return TransientBackendError(described, retry_after(error))
+    if isinstance(error, openai.APIStatusError | ModelError):
+        return BackendError(described)
+    try:
+        from google.genai import errors as genai_errors
+    except ImportError:
+        return error
+    if isinstance(error, genai_errors.ServerError) or (
+        isinstance(error, genai_errors.ClientError) and error.code == 429
+    ):
+        return TransientBackendError(described)
+    if isinstance(error, genai_errors.APIError):
+        return BackendError(described)
+    return error
