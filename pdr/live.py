@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pdr.events import ANSWER, DRAFT_FINISHED, DRAFT_VERIFIED, ROUND_STARTED, WORKSPACE_WRITTEN
+from pdr.printable import printable
 
 
 @dataclass
@@ -101,14 +102,14 @@ class LiveView:
         if self._live is not None:
             self._live.update(self.render())
         elif line is not None:
-            self.console.print(Text(line), soft_wrap=True)
+            self.console.print(Text(printable(line)), soft_wrap=True)
 
     def _round(self, number: int) -> RoundView:
         return self.rounds.setdefault(number, RoundView(drafts=0))
 
     def render(self) -> Group:
         """The current state as a table of rounds."""
-        table = Table(title=self.title, title_justify="left", expand=False)
+        table = Table(title=Text(printable(self.title)), title_justify="left", expand=False)
         for column in ("Round", "Drafts done", "Tokens in", "Tokens out", "Answers", "Workspace"):
             table.add_column(column, justify="left" if column == "Answers" else "right")
         for number in sorted(self.rounds):
@@ -122,15 +123,17 @@ class LiveView:
                 f"{len(view.finished)}/{view.drafts}",
                 str(sum(tokens_in for tokens_in, _, _ in done)),
                 str(sum(tokens_out for _, tokens_out, _ in done)),
-                Text(shown),
+                Text(printable(shown)),
                 workspace,
             )
         parts: list[Any] = [table]
         if self.answer is not None:
             parts.append(
                 Text(
-                    f"answer {self.answer.get('answer')}  B_seq {self.answer.get('b_seq')}  "
-                    f"B_tot {self.answer.get('b_tot')}"
+                    printable(
+                        f"answer {self.answer.get('answer')}  B_seq {self.answer.get('b_seq')}  "
+                        f"B_tot {self.answer.get('b_tot')}"
+                    )
                 )
             )
         return Group(*parts)

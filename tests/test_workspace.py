@@ -35,7 +35,7 @@ async def workspaces_of(operator: str, schedule: list[int], kappa: int, k: int) 
         )
     ):
         distilled: dict[str, Any] | None = update.get("distill")
-        if distilled:
+        if distilled and "workspaces" in distilled:  # not a visit that waits for verification
             found.extend(distilled["workspaces"])
     return found
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import re
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -20,7 +21,14 @@ import typer
 from pdr.cli.terminal import CommandError
 from pdr.graphs.catalog import CONTEXT_TYPES, GRAPHS, graphs_taking
 from pdr.graphs.context import ContextError
-from pdr.graphs.fields import field_default, field_hints, optional_inner, parse_setting
+from pdr.graphs.fields import (
+    ENV_PREFIX,
+    env_name,
+    field_default,
+    field_hints,
+    optional_inner,
+    parse_setting,
+)
 
 OPTION_OF_FIELD = {"problem": "PROBLEM"}
 _LONG_DEFAULT = 40  # longer defaults (the system prompts) are not repeated in the help
@@ -157,12 +165,19 @@ def context_values(options: list[ContextOption], given: dict[str, Any]) -> dict[
     return values
 
 
-def context_error(error: ContextError) -> CommandError:
-    """A ContextError ('field: reason') restated with the option's name ('--field: reason')."""
+def context_error(error: ContextError, given: dict[str, Any] | None = None) -> CommandError:
+    """A ContextError ('field: reason') restated with the option's name ('--field: reason').
+
+    A value that came from the environment (``PDR_<FIELD>``, the option not given) is named by
+    its variable instead.
+    """
     message = str(error)
     name, separator, reason = message.partition(": ")
-    if not separator or " " in name:
+    if not separator or " " in name or name.startswith(ENV_PREFIX):
         return CommandError(message)
+    variable = env_name(name)
+    if given is not None and given.get(name) is None and variable in os.environ:
+        return CommandError(f"{variable} (environment): {reason}")
     if name == "schedule":  # show the fix in the option's own syntax, 8,4,1
         reason = re.sub(r"\[(\d+(?:, \d+)*)\]", lambda m: m.group(1).replace(", ", ","), reason)
     return CommandError(f"{option_name(name)}: {reason}")

@@ -16,7 +16,7 @@ from pdr.cli.options import (
     graph_hint,
     with_context_options,
 )
-from pdr.cli.terminal import CommandError, console
+from pdr.cli.terminal import CommandError, console, shown
 from pdr.graphs.catalog import (
     DISTILL_NAMES,
     GRAPHS,
@@ -27,9 +27,17 @@ from pdr.graphs.catalog import (
 )
 from pdr.graphs.context import ContextError
 from pdr.live import LiveView
+from pdr.redact import redact
 from pdr.runner import RunOutcome, resume_problem_sync, run_problem_sync
 from pdr.settings import checkpoints_path
+from pdr.signals import RunInterruptedError
+from pdr.store.checkpoints import CheckpointError
+from pdr.store.leases import LeaseHeldError
 from pdr.store.ledger import Ledger, LedgerError
+
+# Exit statuses of a run that ended without a full answer (1: failed, 2: bad input or busy run).
+TRUNCATED_EXIT = 3
+BUDGET_EXHAUSTED_EXIT = 4
 
 DbOption = Annotated[
     str | None,
@@ -56,8 +64,10 @@ def open_ledger(db: str | None) -> Ledger:
     """The ledger at ``--db`` (or the default), as a one-line error if it cannot be opened."""
     try:
         return Ledger(db)
+    except LedgerError as error:
+        raise CommandError(f"--db: {error}") from error
     except Exception as error:
-        raise CommandError(f"--db: cannot open the ledger: {error}", 1) from error
+        raise CommandError(f"--db: cannot open the ledger: {redact(str(error))}", 1) from error
 
 
 def read_problem(problem: str | None, file: Path | None) -> str:
@@ -69,6 +79,13 @@ def read_problem(problem: str | None, file: Path | None) -> str:
             text = file.read_text(encoding="utf-8")
         except OSError as error:
             raise CommandError(f"--file: cannot read {str(file)!r}: {error.strerror}") from error
+        except UnicodeDecodeError as error:
+            raise CommandError(
+                f"--file: {str(file)!r} is not UTF-8 text (byte {error.object[error.start]:#04x} "
+                f"at position {error.start}); give a plain-text problem file saved as UTF-8"
+            ) from None
+        if "\x00" in text:
+            raise CommandError(f"--file: {str(file)!r} is a binary file; give a plain-text problem")
     elif problem is not None:
         text = problem
     else:
@@ -79,15 +96,21 @@ def read_problem(problem: str | None, file: Path | None) -> str:
 
 
 def print_outcome(out: Console, outcome: RunOutcome) -> None:
-    """The end of a run: answer, budgets, calls, wall time and how to look at it again."""
-    if outcome.status != "done":
+    """The end of a run: answer, budgets, calls, wall time and how to look at it again.
+
+    A failed run is one error line (exit 1); a run whose final call hit its output cap prints its
+    answer and says so (exit 3); a run a token cap stopped prints the best answer so far and why
+    (exit 4).
+    """
+    if outcome.status in ("failed", "interrupted"):
         raise CommandError(
             f"run {outcome.thread_id} failed after {len(outcome.calls)} calls "
             f"({outcome.b_tot} tokens): {outcome.error}; continue it with: "
             f"pdr resume {outcome.thread_id}",
             1,
         )
-    out.print(Text(f"Answer: {outcome.answer}"), soft_wrap=True)
+    label = "Best answer so far" if outcome.status == "budget_exhausted" else "Answer"
+    out.print(Text(shown(f"{label}: {outcome.answer}")), soft_wrap=True)
     out.print(
         Text(
             f"B_seq: {outcome.b_seq} tokens   B_tot: {outcome.b_tot} tokens   "
@@ -96,6 +119,37 @@ def print_outcome(out: Console, outcome: RunOutcome) -> None:
         soft_wrap=True,
     )
     out.print(Text(f"Thread: {outcome.thread_id}  (pdr runs show {outcome.thread_id})"))
+    if outcome.status == "truncated":
+        out.print(
+            Text("Truncated: the final call stopped at its output cap (raise --max-tokens)"),
+            soft_wrap=True,
+        )
+        raise typer.Exit(TRUNCATED_EXIT)
+    if outcome.status == "budget_exhausted":
+        out.print(Text(shown(f"Stopped: {outcome.error}")), soft_wrap=True)
+        raise typer.Exit(BUDGET_EXHAUSTED_EXIT)
+
+
+def interrupted(ledger: Ledger, stop: RunInterruptedError) -> CommandError:
+    """The line for a run a signal stopped, with the resume command and 128 + the signal."""
+    stored = ledger.get_run(stop.thread_id)
+    calls = f" after {stored.calls} calls" if stored is not None else ""
+    return CommandError(
+        f"{stop}{calls}; its calls in flight were recorded as cancelled; continue it with: "
+        f"pdr resume {stop.thread_id}",
+        stop.exit_code,
+    )
+
+
+def run_errors(error: Exception) -> CommandError:
+    """A refused run as one line naming the option: a busy thread, a bad checkpoint file."""
+    if isinstance(error, LeaseHeldError):
+        return CommandError(f"THREAD_ID: {error}")
+    if isinstance(error, CheckpointError):
+        return CommandError(f"--checkpoints: {error}")
+    if isinstance(error, ContextError):
+        return context_error(error)
+    return CommandError(f"--thread-id: {error}")
 
 
 def run(
@@ -138,15 +192,15 @@ def run(
         context = make_context(graph, **fields)
         distill, scorer = method_names(graph, distill, scorer)
     except ContextError as error:
-        raise context_error(graph_hint(error, graph)) from error
+        raise context_error(graph_hint(error, graph), values) from error
     try:
         check_models(context)
     except ContextError as error:
-        raise context_error(error) from error
+        raise context_error(error, values) from error
     ledger = open_ledger(db)
     out = console()
     try:
-        with LiveView(out, title=f"{graph} on {context.model}", quiet=quiet) as view:
+        with LiveView(out, title=redact(f"{graph} on {context.model}"), quiet=quiet) as view:
             outcome = run_problem_sync(
                 graph=graph,
                 problem=text,
@@ -158,8 +212,10 @@ def run(
                 checkpoints=checkpoints_path(checkpoints),
                 on_event=view.handle,
             )
-    except LedgerError as error:
-        raise CommandError(f"--thread-id: {error}") from error
+    except RunInterruptedError as stop:
+        raise interrupted(ledger, stop) from None
+    except (LedgerError, CheckpointError, ContextError) as error:
+        raise run_errors(error) from error
     finally:
         ledger.close()
     print_outcome(out, outcome)
@@ -171,7 +227,21 @@ with_context_options(run, CONTEXT_OPTIONS)
 def resume(
     thread_id: Annotated[str, typer.Argument(help="Thread id of the stopped run.")],
     db: DbOption = None,
-    checkpoints: CheckpointsOption = None,
+    checkpoints: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoints",
+            help="LangGraph checkpoint SQLite file (default: the file the run was started with).",
+        ),
+    ] = None,
+    restart: Annotated[
+        bool,
+        typer.Option(
+            "--restart",
+            help="Run it again from the start when its checkpoint is gone (its recorded calls "
+            "stay in the ledger; calls made again are marked repeats).",
+        ),
+    ] = False,
     quiet: QuietOption = False,
 ) -> None:
     """Continue a stopped run from its last checkpoint; completed calls are not made again."""
@@ -181,18 +251,24 @@ def resume(
         stored = ledger.get_run(thread_id)
         if stored is None:
             raise CommandError(
-                f"THREAD_ID: no run {thread_id!r} in the ledger {ledger.url}; see pdr runs list",
+                f"THREAD_ID: no run {thread_id!r} in the ledger {redact(ledger.url)}; see pdr "
+                f"runs list",
                 1,
             )
         with LiveView(out, title=f"resuming {stored.graph} run {thread_id}", quiet=quiet) as view:
             outcome = resume_problem_sync(
                 thread_id,
                 ledger=ledger,
-                checkpoints=checkpoints_path(checkpoints),
+                checkpoints=checkpoints,
                 on_event=view.handle,
+                restart=restart,
             )
+    except RunInterruptedError as stop:
+        raise interrupted(ledger, stop) from None
     except ContextError as error:
-        raise CommandError(f"THREAD_ID: the stored run cannot be resumed: {error}", 1) from error
+        raise CommandError(f"THREAD_ID: the stored run cannot be resumed: {error}") from error
+    except (LedgerError, CheckpointError) as error:
+        raise run_errors(error) from error
     finally:
         ledger.close()
     print_outcome(out, outcome)

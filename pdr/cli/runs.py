@@ -13,12 +13,17 @@ from rich.text import Text
 
 from pdr.budget import call_tokens
 from pdr.cli.run import DbOption, open_ledger
-from pdr.cli.terminal import CommandError, console
+from pdr.cli.terminal import CommandError, console, shown
 from pdr.graphs.catalog import context_type
 from pdr.graphs.fields import field_default
 from pdr.store.rows import RunDetail
 
 SHOWN_PARAMETERS = ("schedule", "rounds", "kappa", "k", "max_tokens", "temperature", "seed")
+
+
+def text(value: str) -> Text:
+    """Stored text as printed: URL passwords redacted, no control characters, no markup."""
+    return Text(shown(value))
 
 
 def _number(value: float | int | None, digits: int = 0) -> str:
@@ -39,9 +44,9 @@ def list_runs(
         ledger.close()
     out = console()
     if not runs:
-        out.print(Text(f"No runs in {ledger.url} yet; start one with pdr run."))
+        out.print(text(f"No runs in {ledger.url} yet; start one with pdr run."))
         return
-    table = Table(title=f"Runs in {ledger.url}", title_justify="left")
+    table = Table(title=text(f"Runs in {ledger.url}"), title_justify="left")
     for column in ("ID", "Thread", "Graph", "Model", "Status", "Answer", "B_seq", "B_tot"):
         table.add_column(column, justify="right" if column.startswith(("B_", "ID")) else "left")
     table.add_column("Calls", justify="right")
@@ -50,11 +55,11 @@ def list_runs(
     for item in runs:
         table.add_row(
             str(item.id),
-            item.thread_id,
+            text(item.thread_id),
             item.graph,
-            Text(item.models.get("model", "")),
+            text(item.models.get("model", "")),
             item.status,
-            Text(item.answer or "-"),
+            text(item.answer or "-"),
             _number(item.b_seq),
             _number(item.b_tot),
             str(item.calls),
@@ -72,13 +77,17 @@ def show_run(
     ledger = open_ledger(db)
     try:
         found = ledger.get_run(run_id)
+        holder = ledger.lease_holder(found.thread_id) if found is not None else None
     finally:
         ledger.close()
     if found is None:
         raise CommandError(
             f"ID: no run {run_id!r} in the ledger {ledger.url}; see pdr runs list", 1
         )
-    render_run(console(), found)
+    out = console()
+    render_run(out, found)
+    if holder is not None:
+        out.print(text(f"Being executed now by {holder.describe()}"), soft_wrap=True)
 
 
 def changed_prompts(found: RunDetail) -> dict[str, str]:
@@ -99,16 +108,16 @@ def render_run(out: Console, found: RunDetail) -> None:
     """Print a run as ``pdr runs show`` does."""
     operator = ", ".join(name for name in (found.distill, found.scorer) if name)
     method = found.graph + (f" ({operator})" if operator else "")
-    out.print(Text(f"Run {found.id}  thread {found.thread_id}  {method}  status {found.status}"))
+    out.print(text(f"Run {found.id}  thread {found.thread_id}  {method}  status {found.status}"))
     models = ", ".join(f"{role} {spec}" for role, spec in found.models.items())
-    out.print(Text(f"Models: {models}"), soft_wrap=True)
+    out.print(text(f"Models: {models}"), soft_wrap=True)
     params = ", ".join(
         f"{name}={found.context[name]}" for name in SHOWN_PARAMETERS if name in found.context
     )
-    out.print(Text(f"Parameters: {params}"), soft_wrap=True)
-    for name, text in changed_prompts(found).items():
-        out.print(Text(f"Prompt {name} (changed): {text}"), soft_wrap=True)
-    out.print(Text(f"Problem: {found.problem}"), soft_wrap=True)
+    out.print(text(f"Parameters: {params}"), soft_wrap=True)
+    for name, prompt in changed_prompts(found).items():
+        out.print(text(f"Prompt {name} (changed): {prompt}"), soft_wrap=True)
+    out.print(text(f"Problem: {found.problem}"), soft_wrap=True)
     records = found.call_records
     rounds = sorted({r["round"] for r in records} | {w.round for w in found.workspaces})
     several_models = len({r["model"] for r in records}) > 1
@@ -120,8 +129,11 @@ def render_run(out: Console, found: RunDetail) -> None:
         for column in ("Cached", "Total", "Seconds", "Note"):
             table.add_column(column, justify="left" if column == "Note" else "right")
         for record in (r for r in records if r["round"] == number):
-            note = record["error"] or ("estimated" if record["estimated"] else "")
-            model = [Text(record["model"])] if several_models else []
+            notes = [record["error"] or ("estimated" if record["estimated"] else "")]
+            notes += ["truncated"] * bool(record.get("truncated"))
+            notes += ["repeat"] * bool(record.get("repeat"))
+            note = ", ".join(n for n in notes if n)
+            model = [text(record["model"])] if several_models else []
             table.add_row(
                 record["role"],
                 str(record["index"]),
@@ -133,21 +145,25 @@ def render_run(out: Console, found: RunDetail) -> None:
                 str(record["cached_tokens"]),
                 str(call_tokens(record)),
                 f"{record['latency_s']:.2f}",
-                Text(note),
+                text(note),
             )
         out.print(table)
         for space in (w for w in found.workspaces if w.round == number):
             label = "" if space.index == 0 else f" {space.index}"
             out.print(
                 Panel(
-                    Text(space.text),
+                    text(space.text),
                     title=f"Workspace{label} after round {number}: {space.tokens} tokens",
                     title_align="left",
                 )
             )
     if found.final_text is not None:
-        out.print(Panel(Text(found.final_text), title="Final solution", title_align="left"))
-    out.print(Text(f"Answer: {found.answer}" + (f"   gold: {found.gold}" if found.gold else "")))
+        out.print(Panel(text(found.final_text), title="Final solution", title_align="left"))
+    label = "Best answer so far" if found.status == "budget_exhausted" else "Answer"
+    gold = f"   gold: {found.gold}" if found.gold else ""
+    out.print(text(f"{label}: {found.answer}{gold}"), soft_wrap=True)
+    if found.status == "truncated":
+        out.print(text("Truncated: the final call stopped at its output cap"), soft_wrap=True)
     recorded = found.recorded_budgets
     out.print(
         Text(
@@ -158,4 +174,4 @@ def render_run(out: Console, found: RunDetail) -> None:
         soft_wrap=True,
     )
     if found.error:
-        out.print(Text(f"Error: {found.error}"), soft_wrap=True)
+        out.print(text(f"Error: {found.error}"), soft_wrap=True)

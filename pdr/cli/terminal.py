@@ -16,6 +16,9 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
+from pdr.printable import printable
+from pdr.redact import redact
+
 USAGE_ERROR = 2
 StreamName = Literal["stdout", "stderr"]
 
@@ -32,6 +35,11 @@ class CommandError(Exception):
 def one_line(text: str) -> str:
     """Collapse a message onto one line."""
     return " ".join(text.split())
+
+
+def shown(text: str) -> str:
+    """Text fit to print: URL passwords redacted, control characters (escape sequences) gone."""
+    return printable(redact(text))
 
 
 _own: dict[str, tuple[TextIO, TextIO]] = {}
@@ -96,7 +104,7 @@ def console() -> Console:
 
 def print_error(message: str) -> None:
     """``Error: <message>`` as one line on the command line's own stderr."""
-    print(f"Error: {one_line(message)}", file=own_stream("stderr"))
+    print(f"Error: {one_line(shown(message))}", file=own_stream("stderr"))
 
 
 class OneLineErrors(TyperGroup):
