@@ -3,21 +3,35 @@
 A double for a vLLM or OpenAI server (which cannot run here): a threaded stdlib HTTP server that
 answers ``POST /v1/chat/completions`` with the reply a test chooses, reports ``usage`` the way
 vLLM does (prompt tokens once, completion tokens summed over the ``n`` choices; tokens are
-whitespace-separated words of the messages and the replies), sleeps an optional latency, and logs
-every request with its arrival and finish times. Everything between pdr and this server is the
-real code: the OpenAI SDK, httpx, LangChain's ChatOpenAI and pdr's backends.
+whitespace-separated words of the messages and the replies), honours the request's output cap
+(a longer reply is cut there, ``finish_reason`` "length"), sleeps an optional latency, and logs
+every request with its arrival and finish times, its HTTP status and whether the whole reply was
+written (``completed``). Everything between pdr and this server is the real code: the OpenAI SDK,
+httpx, LangChain's ChatOpenAI and pdr's backends.
+
+Faults are injected per request by ``fault(served) -> Fault | None``: an HTTP error status with
+headers (429 with ``Retry-After``), a raw body (malformed JSON, no choices), a hang, a reply text
+(escape sequences), or the death of the client process (``SIGKILL`` on arrival, or a given delay
+after the reply was written), so tests can stop pdr at exact points of a run. Each request is
+also labelled with the step that sent it (role from the system prompt, round and branch from the
+per-call seed), so a test can tell which calls were made twice.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
+
+from tests.scripted import ROLE_BY_SYSTEM, decode_seed
 
 Reply = Callable[[dict[str, Any], int], str]
 
@@ -28,18 +42,67 @@ def words(text: str) -> int:
 
 
 def default_reply(request: dict[str, Any], choice: int) -> str:
-    """A short solution that ends with an answer line."""
+    """A short solution that ends with an answer line (a grade for a verify request)."""
+    if request_role(request) == "verify":
+        return "Checked the steps . Score: 8"
     return "17 * 23 = 391 . Answer: 391"
+
+
+def request_role(body: dict[str, Any]) -> str:
+    """The pdr step that sent a request, from its system prompt (the built-in prompts)."""
+    messages = body.get("messages") or [{}]
+    return ROLE_BY_SYSTEM.get(str(messages[0].get("content", "")), "unknown")
+
+
+@dataclass
+class Fault:
+    """What goes wrong with one request.
+
+    Attributes:
+        status: the HTTP status of the answer (200: a normal completion, unless ``body``).
+        headers: extra response headers (``Retry-After``).
+        body: the raw response body instead of a completion (malformed JSON, no choices).
+        hang: seconds to wait before answering (longer than pdr's timeout: a hung server).
+        content: the reply text instead of ``reply`` (escape sequences, a malformed answer).
+        kill_on_arrival: SIGKILL the client when the request arrives; never answer.
+        kill_after: SIGKILL the client this many seconds after the reply was written.
+    """
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    hang: float = 0.0
+    content: str | None = None
+    kill_on_arrival: bool = False
+    kill_after: float | None = None
 
 
 @dataclass
 class Served:
-    """One request as the server saw it."""
+    """One request as the server saw it, labelled with the pdr step that sent it."""
 
     body: dict[str, Any]
     arrived: float
+    number: int = 0
     finished: float = 0.0
     status: int = 200
+    completed: bool = False
+    garbled: bool = False
+    role: str = ""
+    round: int = 0
+    index: int = 0
+
+    @property
+    def step(self) -> tuple[str, int, int]:
+        """(role, round, index) of the call."""
+        return (self.role, self.round, self.index)
+
+
+class QuietServer(ThreadingHTTPServer):
+    """A threaded server that does not print a traceback when a client goes away."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
 
 
 @dataclass
@@ -48,12 +111,16 @@ class FakeOpenAIServer:
 
     Attributes:
         reply: the text of choice ``i`` of a request.
-        latency: seconds each request waits before answering.
+        latency: seconds each request waits before answering (a callable may vary it).
+        fault: the fault of a request, if any.
+        target_pid: the client process that ``kill_*`` faults kill.
         requests: every request, in arrival order.
     """
 
     reply: Reply = default_reply
-    latency: float = 0.0
+    latency: float | Callable[[Served], float] = 0.0
+    fault: Callable[[Served], Fault | None] = lambda served: None
+    target_pid: int | None = None
     requests: list[Served] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -66,23 +133,44 @@ class FakeOpenAIServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                served = Served(body=body, arrived=time.monotonic())
-                with server._lock:
-                    server.requests.append(served)
-                time.sleep(server.latency)
-                payload = server.completion(body)
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                served = server.log(body)
+                fault = server.fault(served) or Fault()
+                if fault.kill_on_arrival:
+                    server.kill()
+                    return
+                delay = server.latency(served) if callable(server.latency) else server.latency
+                time.sleep(delay + fault.hang)
+                data = fault.body
+                if data is None:
+                    payload = (
+                        server.completion(body, fault.content)
+                        if fault.status == 200
+                        else {"error": {"message": f"fault {fault.status}", "type": "fault"}}
+                    )
+                    data = json.dumps(payload).encode()
+                served.status = fault.status
+                served.garbled = fault.body is not None or fault.content is not None
+                try:
+                    self.send_response(fault.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for name, value in fault.headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                    self.wfile.flush()
+                except OSError:  # the client went away (cancelled, killed)
+                    return
                 served.finished = time.monotonic()
+                served.completed = True
+                if fault.kill_after is not None:
+                    time.sleep(fault.kill_after)
+                    server.kill()
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # quiet
 
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._http = QuietServer(("127.0.0.1", 0), Handler)
         self._http.daemon_threads = True
         self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
 
@@ -96,10 +184,48 @@ class FakeOpenAIServer:
         """The pdr model spec of this server."""
         return f"vllm:{model}@{self.url}"
 
-    def completion(self, body: dict[str, Any]) -> dict[str, Any]:
-        """The chat.completion object answering ``body``."""
+    def log(self, body: dict[str, Any]) -> Served:
+        """Record a request as it arrives, labelled with its step."""
+        round_, index = decode_seed(body.get("seed"))
+        served = Served(body=body, arrived=time.monotonic())
+        served.role, served.round, served.index = request_role(body), round_, index
+        with self._lock:
+            served.number = len(self.requests) + 1
+            self.requests.append(served)
+        return served
+
+    def kill(self) -> None:
+        """SIGKILL the target client process (the test sets ``target_pid``)."""
+        for _ in range(200):  # the test sets the pid right after starting the process
+            if self.target_pid is not None:
+                break
+            time.sleep(0.01)
+        assert self.target_pid is not None, "a kill fault needs target_pid"
+        os.kill(self.target_pid, signal.SIGKILL)
+
+    def completed(self) -> Counter[tuple[str, int, int]]:
+        """How many times each step's request was answered in full with a sound completion."""
+        with self._lock:
+            return Counter(
+                s.step
+                for s in self.requests
+                if s.completed and s.status == 200 and not s.garbled
+            )
+
+    def completion(self, body: dict[str, Any], content: str | None = None) -> dict[str, Any]:
+        """The chat.completion object answering ``body`` (cut at its max_tokens, if any)."""
         n = int(body.get("n") or 1)
-        texts = [self.reply(body, choice) for choice in range(n)]
+        cap = body.get("max_tokens") or body.get("max_completion_tokens")
+        texts, reasons = [], []
+        for choice in range(n):
+            text = content if content is not None else self.reply(body, choice)
+            pieces = text.split(" ")
+            if cap is not None and words(text) > int(cap):
+                text, reason = " ".join(pieces[: int(cap)]), "length"
+            else:
+                reason = "stop"
+            texts.append(text)
+            reasons.append(reason)
         prompt = sum(words(str(m.get("content", ""))) for m in body.get("messages", []))
         completion = sum(words(text) for text in texts)
         return {
@@ -111,9 +237,9 @@ class FakeOpenAIServer:
                 {
                     "index": i,
                     "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
+                    "finish_reason": reason,
                 }
-                for i, text in enumerate(texts)
+                for i, (text, reason) in enumerate(zip(texts, reasons, strict=True))
             ],
             "usage": {
                 "prompt_tokens": prompt,

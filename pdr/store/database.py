@@ -9,6 +9,7 @@ nullable). A path that cannot hold a database, or a file that is not one, fails 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pdr.redact import redact
 from pdr.store.ledger_models import Base
+
+
+SCHEMA_ATTEMPTS = 5
 
 
 class LedgerError(ValueError):
@@ -49,17 +53,24 @@ def open_engine(url: str) -> Engine:
                     f"cannot create the folder {folder} of the ledger: {error.strerror}"
                 ) from None
         engine = _sqlite_engine(url)
-    try:
-        Base.metadata.create_all(engine)
-        add_missing_columns(engine)
-    except SQLAlchemyError as error:
-        engine.dispose()
-        reason = getattr(error, "orig", None) or error
-        raise LedgerError(
-            f"the ledger {shown} cannot be used: {reason}; if it is not a pdr ledger (or is "
-            f"damaged), move it away or name another file"
-        ) from None
-    return engine
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            Base.metadata.create_all(engine)
+            add_missing_columns(engine)
+            return engine
+        except SQLAlchemyError as error:
+            # Another process may be creating the same tables right now ("already exists"):
+            # look again; a file that is not a ledger fails every time.
+            if attempt + 1 < SCHEMA_ATTEMPTS:
+                time.sleep(0.1 * (attempt + 1))
+                continue
+            engine.dispose()
+            reason = getattr(error, "orig", None) or error
+            raise LedgerError(
+                f"the ledger {shown} cannot be used: {reason}; if it is not a pdr ledger (or is "
+                f"damaged), move it away or name another file"
+            ) from None
+    raise AssertionError("unreachable")
 
 
 def _sqlite_engine(url: str) -> Engine:
