@@ -207,9 +207,7 @@ class FakeOpenAIServer:
         """How many times each step's request was answered in full with a sound completion."""
         with self._lock:
             return Counter(
-                s.step
-                for s in self.requests
-                if s.completed and s.status == 200 and not s.garbled
+                s.step for s in self.requests if s.completed and s.status == 200 and not s.garbled
             )
 
     def completion(self, body: dict[str, Any], content: str | None = None) -> dict[str, Any]:

@@ -160,7 +160,7 @@ async def test_malformed_and_empty_replies_are_retried(
         (
             NOT_JSON,
             "the server sent a reply that is not JSON (Unterminated string starting at at "
-            "character 35): '{\"id\": \"chatcmpl-1\", \"choices\": [ {\"mess'",
+            'character 35): \'{"id": "chatcmpl-1", "choices": [ {"mess\'',
         ),
         (NO_CHOICES, 'the server sent a reply with no choices: {"id": "x", "choices": [],'),
     ],
@@ -246,8 +246,17 @@ def test_escape_sequences_from_the_model_never_reach_the_terminal(tmp_path: Path
     with FakeOpenAIServer(reply=lambda body, i: hostile) as server:
         run = CliRunner().invoke(
             app,
-            ["run", PROBLEM, "--model", server.spec(), "--schedule", "2,1", "--thread-id", "e"]
-            + files(tmp_path),
+            [
+                "run",
+                PROBLEM,
+                "--model",
+                server.spec(),
+                "--schedule",
+                "2,1",
+                "--thread-id",
+                "e",
+                *files(tmp_path),
+            ],
         )
     show = CliRunner().invoke(app, ["runs", "show", "e", "--db", files(tmp_path)[1]])
     listed = CliRunner().invoke(app, ["runs", "list", "--db", files(tmp_path)[1]])

@@ -53,8 +53,18 @@ def killed_run(server: FakeOpenAIServer, tmp_path: Path, thread: str, at: int) -
     """A PDR run (summary, [3, 2, 1]: 8 calls) SIGKILLed when its request ``at`` arrives."""
     server.fault = lambda served: Fault(kill_on_arrival=True) if served.number == at else None
     child = forked.start(
-        ["run", PROBLEM, "--model", server.spec(), "--schedule", "3,2,1", "--thread-id", thread]
-        + ["-q", *files(tmp_path)],
+        [
+            "run",
+            PROBLEM,
+            "--model",
+            server.spec(),
+            "--schedule",
+            "3,2,1",
+            "--thread-id",
+            thread,
+            "-q",
+            *files(tmp_path),
+        ],
         tmp_path / "out",
     )
     server.target_pid = child.pid
@@ -167,8 +177,18 @@ def test_eight_processes_share_one_sqlite_ledger(tmp_path: Path) -> None:
         server.latency = 0.02
         children = [
             forked.start(
-                ["run", PROBLEM, "--model", server.spec(), "--schedule", "2,2,1"]
-                + ["--thread-id", f"p{number}", "-q", *files(tmp_path)],
+                [
+                    "run",
+                    PROBLEM,
+                    "--model",
+                    server.spec(),
+                    "--schedule",
+                    "2,2,1",
+                    "--thread-id",
+                    f"p{number}",
+                    "-q",
+                    *files(tmp_path),
+                ],
                 tmp_path / "out",
             )
             for number in range(8)
@@ -199,8 +219,18 @@ def test_a_signal_records_the_calls_in_flight_and_says_how_to_resume(
 
     with FakeOpenAIServer(fault=hang_refine) as server:
         child = forked.start(
-            ["run", PROBLEM, "--model", server.spec(), "--schedule", "2,1", "--thread-id", "i"]
-            + ["-q", *files(tmp_path)],
+            [
+                "run",
+                PROBLEM,
+                "--model",
+                server.spec(),
+                "--schedule",
+                "2,1",
+                "--thread-id",
+                "i",
+                "-q",
+                *files(tmp_path),
+            ],
             tmp_path / "out",
         )
         wait_for(lambda: any(served.role == "refine" for served in server.requests))
@@ -219,7 +249,11 @@ def test_a_signal_records_the_calls_in_flight_and_says_how_to_resume(
     assert run is not None and run.status == "done"
     refines = [r for r in run.call_records if r["role"] == "refine"]
     assert [(r["error"], r["estimated"], r["repeat"]) for r in refines] == [
-        ("cancelled: the run was interrupted during the call (prompt tokens estimated)", True, False),
+        (
+            "cancelled: the run was interrupted during the call (prompt tokens estimated)",
+            True,
+            False,
+        ),
         (None, False, True),
     ]
     assert refines[0]["input_tokens"] > 0 and refines[0]["output_tokens"] == 0

@@ -166,8 +166,15 @@ def load_jsonl(
         raise DatasetError(f"no such dataset file: {file}")
     mapping = fields or FieldMap()
     problems: list[Problem] = []
-    with file.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
+    with file.open("rb") as raw_lines:
+        for number, raw in enumerate(raw_lines, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DatasetError(
+                    f"{file}:{number}: not UTF-8 text (byte {raw[error.start]:#04x} at column "
+                    f"{error.start + 1}); save the file as UTF-8"
+                ) from None
             if not line.strip():
                 continue
             try:

@@ -52,6 +52,7 @@ def check_checkpoint_file(path: str | Path) -> None:
     location = Path(path).expanduser()
     if location.is_dir():
         raise CheckpointError(f"the checkpoint file {location} is a folder; name a file")
+    _prepare(location)
     if not location.exists() or location.stat().st_size == 0:
         return
     try:
