@@ -124,7 +124,8 @@ def test_a_killed_run_keeps_its_calls_and_resume_repeats_none(
     left = ledger.get_run("killed")
     assert left is not None
     assert (left.status, left.answer, left.finished_at) == ("running", None, None)
-    # Everything that completed before the kill is there; the victim draft 2.2 is not.
+    # Everything that completed before the kill is there, and the victim draft 2.2 too: its row
+    # was stored before its request went out (in flight, prompt tokens estimated).
     assert ledger_calls(ledger, "killed") == {
         ("draft", 1, 0): 1,
         ("draft", 1, 1): 1,
@@ -132,7 +133,10 @@ def test_a_killed_run_keeps_its_calls_and_resume_repeats_none(
         ("distill", 1, 0): 1,
         ("draft", 2, 0): 1,
         ("draft", 2, 1): 1,
+        ("draft", 2, 2): 1,
     }
+    [victim] = [r for r in left.call_records if r["error"] is not None]
+    assert (victim["index"], victim["error"], victim["estimated"]) == (2, "in flight", True)
     assert [w.round for w in left.workspaces] == [1]
 
     result = CliRunner().invoke(app, ["resume", "killed", *options])
@@ -142,19 +146,28 @@ def test_a_killed_run_keeps_its_calls_and_resume_repeats_none(
 
     finished = ledger.get_run("killed")
     assert finished is not None and finished.status == "done"
-    assert set(ledger_calls(ledger, "killed").values()) == {1}
-    assert finished.calls == 9
+    assert finished.calls == 10  # 9 calls and the attempt the kill cut off
+    interrupted, again = [r for r in finished.call_records if r["index"] == 2 and r["round"] == 2]
+    assert interrupted["error"] is not None and interrupted["error"].startswith(
+        "interrupted: the process ended during the call"
+    )
+    assert (again["error"], again["repeat"]) == (None, True)  # the model may have done it twice
     b_tot = sum(call_tokens(r) for r in finished.call_records)
     assert finished.b_tot == b_tot
+    assert (finished.b_seq, finished.b_tot) == tuple(finished.recorded_budgets)
 
-    # The same run without a kill costs exactly the same tokens.
+    # The same run without a kill costs the same tokens but for the cut-off attempt's prompt.
     scripted.calls.clear()
     CliRunner().invoke(
         app, ["run", PROBLEM, "--model", "scripted", "--schedule", "3,3,1", "-q", *options]
     )
     b_seq_whole, b_tot_whole = expected_budgets(scripted)
-    assert (finished.b_seq, finished.b_tot) == (b_seq_whole, b_tot_whole)
-    assert f"B_seq: {b_seq_whole} tokens   B_tot: {b_tot_whole} tokens   calls: 9" in result.output
+    # On the critical path too: the victim's branch of round 2 costs its two attempts.
+    assert (finished.b_seq, finished.b_tot) == (
+        b_seq_whole + interrupted["input_tokens"],
+        b_tot_whole + interrupted["input_tokens"],
+    )
+    assert f"B_tot: {finished.b_tot} tokens   calls: 10" in result.output
     assert [w.round for w in finished.workspaces] == [1, 2]
     ledger.close()
 

@@ -18,6 +18,7 @@ from langgraph.types import Command
 
 from pdr.graphs.context import PDRContext
 from pdr.graphs.pdr import build_pdr
+from pdr.nodes.distill import topk
 from pdr.store.checkpoints import compile_with_sqlite, open_async_graph
 from tests.crash_worker import SCHEDULE
 from tests.helpers import config, roles
@@ -167,3 +168,32 @@ async def test_a_failing_draft_leaves_its_slower_siblings_to_finish(
     # The failed attempt is in the graph's own ledger too, beside the calls that succeeded.
     drafts = sorted((c["index"], c["error"] is None) for c in out["calls"] if c["role"] == "draft")
     assert drafts == [(0, True), (1, False), (1, True), (2, True)]
+
+
+async def test_each_verification_is_its_own_checkpointed_task(
+    scripted: ScriptedChatModel, tmp_path: Path
+) -> None:
+    """Verify calls are a stage of one task per draft; a resume asks only the one that failed."""
+    victim = ("verify", 1, 2)
+    scripted.script.fail = fail_once(victim)
+    scripted.script.latency = lambda call: 0.3 if call.role == "verify" and call.index != 2 else 0
+    context = PDRContext(model="scripted", schedule=[3, 1])
+    async with open_async_graph(build_pdr(distill=topk("verify")), tmp_path / "cp.sqlite") as graph:
+        paused = await graph.ainvoke(PROBLEM, config(), context=context)
+        [pause] = paused["__interrupt__"]
+        assert pause.value["failed"] == [
+            "verify 1.2: verify call to 'scripted' failed: the provider went away"
+        ]
+        stages = [
+            sorted(task.name for task in snapshot.tasks)
+            async for snapshot in graph.aget_state_history(config())
+        ]
+        assert ["verify", "verify", "verify"] in stages  # one task per draft, one super-step
+        out = await graph.ainvoke(Command(resume=True), config(), context=context)
+    made = Counter((c.role, c.round, c.index) for c in scripted.calls)
+    assert made == {
+        **{("draft", 1, i): 1 for i in range(3)},
+        **{("verify", 1, i): 1 for i in range(3)},
+        ("refine", 2, 0): 1,
+    }
+    assert out["answer"] == "391"

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 PROBLEM = "What is 17 * 23?"
 FINAL_TEXT = "17 * 23 = 391 . Answer: 391"
 SUMMARY = "Notes: the attempts agree on 391 ; check 17 * 23 ."
-OUTPUT_KEYS = ["final_text", "answer", "b_seq", "b_tot", "calls"]
+OUTPUT_KEYS = ["final_text", "answer", "b_seq", "b_tot", "calls", "stopped", "truncated"]
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +117,7 @@ async def test_pdr_run_streams_progress_and_keeps_history(
     assert counts["workspace_written"] == len(schedule) - 1 == 2
     assert counts["answer"] == 1
     assert counts["call_finished"] == 8  # every call's ledger record, on the stream
+    assert counts["call_started"] == 8  # announced before its request is sent
     assert [e["round"] for e in events if e["event"] == "round_started"] == [1, 2]
     assert [e["drafts"] for e in events if e["event"] == "round_started"] == [3, 2]
     assert updates == Counter({"start": 1, "draft": 5, "distill": 2, "refine": 1})
@@ -192,7 +193,9 @@ async def test_long_cot_run_on_server(scripted_server: DevServer) -> None:
     run = await run_on_server(scripted_server, "long_cot", context)
     events, updates, values, history = run.events, run.updates, run.values, run.history
 
-    assert event_counts(events) == Counter({"round_started": 1, "call_finished": 1, "answer": 1})
+    assert event_counts(events) == Counter(
+        {"round_started": 1, "call_started": 1, "call_finished": 1, "answer": 1}
+    )
     assert updates == Counter({"start": 1, "long_cot": 1})
     assert values["answer"] == "391"
     [call] = values["calls"]
