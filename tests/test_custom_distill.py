@@ -26,6 +26,7 @@ from pdr.graphs.pdr import build_pdr
 from pdr.graphs.state import InputState, State
 from pdr.models import register_model, unregister_model
 from pdr.nodes.distill import round_drafts, summary_messages
+from pdr.nodes.routing import allowance
 from tests.scripted import Call, Script, ScriptedChatModel, words
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +56,7 @@ async def majority_summary(state: State, runtime: Runtime[PDRContext]) -> dict[s
         round_=state["round"],
         index=0,
         messages=summary_messages(state["problem"], drafts, context),
+        allowance=allowance(context, state.get("calls") or [], 1),  # the run's token caps
     )
     return {"workspaces": [result.text], "calls": result.records}
 

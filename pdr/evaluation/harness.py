@@ -47,7 +47,7 @@ from pdr.graphs.catalog import make_context
 from pdr.graphs.context import RunContext
 from pdr.runner import run_problem
 from pdr.settings import checkpoints_path
-from pdr.store.ledger import Ledger
+from pdr.store.ledger import ENDED, FINISHED, Ledger
 from pdr.store.rows import ResultRow
 
 Phase = Literal["calibrate", "evaluate"]
@@ -267,7 +267,7 @@ class Harness:
             item_id=cell.problem.id,
             thread_id=thread_id,
         )
-        return bool(outcome.grade), outcome.status != "done"
+        return bool(outcome.grade), outcome.status not in FINISHED
 
     def _emit(self, progress: Progress) -> None:
         if self.on_progress is not None:
@@ -286,7 +286,7 @@ class Harness:
             if row.label in chosen
             and row.item_id in items
             and row.seed in self.spec.seeds
-            and row.status in {"done", "failed"}
+            and row.status in ENDED
         ]
         return EvalReport(
             experiment_id=self.experiment_id,

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from pdr.evaluation.configs import Config, EvalError
 from pdr.evaluation.matching import Measurement, Pick, measure, pick_configs
-from pdr.store.ledger import Ledger, LedgerError
+from pdr.store.ledger import ENDED, FINISHED, Ledger, LedgerError
 from pdr.store.rows import ResultRow
 
 # The normal quantile of a two-sided 95% interval (scipy.stats.norm.ppf(0.975)).
@@ -252,8 +252,8 @@ def to_run_result(row: ResultRow) -> RunResult:
         label=row.label,
         item_id=row.item_id,
         seed=row.seed,
-        correct=bool(row.grade) and row.status == "done",
-        failed=row.status != "done",
+        correct=bool(row.grade) and row.status in FINISHED,
+        failed=row.status not in FINISHED,
         b_seq=row.b_seq or 0,
         b_tot=row.b_tot or 0,
         wall_s=row.wall_s or 0.0,
@@ -288,7 +288,7 @@ def stored_report(ledger: Ledger, experiment: str | int) -> EvalReport:
     runs = [
         to_run_result(row)
         for row in results
-        if row.label in chosen and row.seed in seeds and row.status in {"done", "failed"}
+        if row.label in chosen and row.seed in seeds and row.status in ENDED
     ]
     name = str(experiment) if not str(experiment).isdigit() else f"experiment {experiment_id}"
     return EvalReport(experiment_id, name, summarize(runs), measurements, picks, config)

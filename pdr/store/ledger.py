@@ -39,11 +39,13 @@ from pdr.store.rows import (
     run_summary,
 )
 
-__all__ = ["FINISHED", "Ledger", "LedgerError", "Status"]
+__all__ = ["ENDED", "FINISHED", "Ledger", "LedgerError", "Status"]
 
 Status = Literal["running", "done", "truncated", "budget_exhausted", "failed", "interrupted"]
 FINISHED: Final = ("done", "truncated", "budget_exhausted")
 """Statuses of runs that ended by themselves (nothing left to resume)."""
+ENDED: Final = (*FINISHED, "failed")
+"""Statuses an evaluation reports (a failed run counts as wrong; running ones are not over)."""
 
 
 class Ledger:
