@@ -18,6 +18,7 @@ from typing import Any
 
 from pdr.budget import CallRecord, budgets
 from pdr.events import ACK, CALL_FINISHED, CALL_STARTED, WORKSPACE_WRITTEN
+from pdr.redact import redact
 from pdr.store.leases import HEARTBEAT_S, Holder
 from pdr.store.ledger import Ledger, Status
 
@@ -128,7 +129,7 @@ class Recorder:
             wall_s=wall_s,
             status=status,
             grade=grade,
-            error=error,
+            error=None if error is None else redact(error),
         )
         stored = self.ledger.get_run(self.thread_id)
         return b_seq, b_tot, stored.call_records if stored is not None else self.records
@@ -136,4 +137,4 @@ class Recorder:
     def close_unfinished(self, note: str) -> None:
         """End the attempts still in flight with ``note`` (their prompt tokens estimated)."""
         if self.ledger is not None:
-            self.ledger.close_unfinished_calls(self.thread_id, note)
+            self.ledger.close_unfinished_calls(self.thread_id, redact(note))

@@ -197,3 +197,25 @@ async def test_each_verification_is_its_own_checkpointed_task(
         ("refine", 2, 0): 1,
     }
     assert out["answer"] == "391"
+
+
+async def test_batched_drafts_resume_only_the_draft_that_failed(
+    scripted: ScriptedChatModel, tmp_path: Path
+) -> None:
+    """The scripted model makes one sample per call, so a batch group is single calls."""
+    scripted.script.fail = fail_once(("draft", 1, 1))
+    context = PDRContext(model="scripted", schedule=[3, 1])
+    async with open_async_graph(build_pdr(batch_drafts=True), tmp_path / "cp.sqlite") as graph:
+        paused = await graph.ainvoke(PROBLEM, config(), context=context)
+        [pause] = paused["__interrupt__"]
+        assert pause.value["failed"] == [
+            "draft 1.1: draft call to 'scripted' failed: the provider went away"
+        ]
+        out = await graph.ainvoke(Command(resume=True), config(), context=context)
+    made = Counter((c.role, c.round, c.index) for c in scripted.calls)
+    assert made == {
+        **{("draft", 1, i): 1 for i in range(3)},
+        ("distill", 1, 0): 1,
+        ("refine", 2, 0): 1,
+    }
+    assert out["answer"] == "391"

@@ -7,12 +7,11 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from pdr.answers import extract_answer
-from pdr.calls import BudgetExhaustedError, CallFailedError, call_model
 from pdr.events import DRAFT_FINISHED, emit
 from pdr.graphs.context import RefineContext
 from pdr.graphs.state import Draft, DraftTask
 from pdr.models import Message
-from pdr.nodes.halts import failed, stopped
+from pdr.nodes.halts import call_or_halt
 from pdr.prompts import draft as prompts
 
 
@@ -37,19 +36,18 @@ async def draft(task: DraftTask, runtime: Runtime[RefineContext]) -> dict[str, A
     """
     context = runtime.context
     round_, index = task["round"], task["index"]
-    try:
-        result = await call_model(
-            context,
-            role="draft",
-            round_=round_,
-            index=index,
-            messages=draft_messages(task["problem"], task["workspace"], context),
-            allowance=task.get("allowance"),
-        )
-    except BudgetExhaustedError as error:
-        return stopped(error)
-    except CallFailedError as error:
-        return failed("draft", dict(task), "draft", round_, index, error)
+    result = await call_or_halt(
+        "draft",
+        dict(task),
+        context,
+        role="draft",
+        round_=round_,
+        index=index,
+        messages=draft_messages(task["problem"], task["workspace"], context),
+        allowance=task.get("allowance"),
+    )
+    if isinstance(result, dict):  # failed, or refused by the token caps
+        return result
     text = result.text
     answer = extract_answer(text)
     record = result.records[-1]

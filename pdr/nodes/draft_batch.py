@@ -33,7 +33,7 @@ from pdr.graphs.context import RefineContext
 from pdr.graphs.state import Draft, State
 from pdr.models import get_backend
 from pdr.nodes.draft import draft_messages
-from pdr.nodes.halts import failed, stopped
+from pdr.nodes.halts import call_or_halt, failed, stopped
 from pdr.nodes.routing import allowance, round_workspaces
 
 
@@ -96,20 +96,19 @@ async def draft_batch(task: DraftBatchTask, runtime: Runtime[RefineContext]) -> 
     update: dict[str, Any] = {}
     group = task.get("allowance")
     if get_backend(context.model_for("draft")).supports_n and len(indices) > 1:
-        try:
-            result = await call_model(
-                context,
-                role="draft",
-                round_=round_,
-                index=indices[0],
-                messages=messages,
-                n=len(indices),
-                allowance=group,
-            )
-        except BudgetExhaustedError as error:
-            return stopped(error)
-        except CallFailedError as error:
-            return failed("draft", dict(task), "draft", round_, indices[0], error)
+        result = await call_or_halt(
+            "draft",
+            dict(task),
+            context,
+            role="draft",
+            round_=round_,
+            index=indices[0],
+            messages=messages,
+            n=len(indices),
+            allowance=group,
+        )
+        if isinstance(result, dict):  # failed, or refused by the token caps
+            return result
         generation = result.generation
         texts = generation.texts[: len(indices)]
         records = list(result.records)

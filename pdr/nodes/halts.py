@@ -17,9 +17,12 @@ from typing import Any
 
 from langgraph.types import interrupt
 
-from pdr.caps import BudgetExhaustedError, majority
-from pdr.calls import CallFailedError
+from pdr.budget import Role
+from pdr.caps import Allowance, BudgetExhaustedError, majority
+from pdr.calls import CallFailedError, CallResult, call_model
+from pdr.graphs.context import RunContext
 from pdr.graphs.state import Failure, State
+from pdr.models import Message
 from pdr.redact import redact
 
 STOPPED_PREFIX = "budget_exhausted"
@@ -38,6 +41,39 @@ def failed(
 def stopped(error: BudgetExhaustedError) -> dict[str, Any]:
     """The update of a step whose call the caps refused: why, and its earlier attempts."""
     return {"stopped": f"{STOPPED_PREFIX}: {error}", "calls": error.records}
+
+
+async def call_or_halt(
+    node: str,
+    task: dict[str, Any],
+    context: RunContext,
+    *,
+    role: Role,
+    round_: int,
+    index: int,
+    messages: list[Message],
+    allowance: Allowance | None,
+    n: int = 1,
+) -> CallResult | dict[str, Any]:
+    """``call_model`` for a branch; a failed or refused call becomes the branch's update instead.
+
+    Returns the call's result, or the update the branch returns (``failed`` with ``node`` and
+    ``task`` to send again, or ``stopped``).
+    """
+    try:
+        return await call_model(
+            context,
+            role=role,
+            round_=round_,
+            index=index,
+            messages=messages,
+            n=n,
+            allowance=allowance,
+        )
+    except BudgetExhaustedError as error:
+        return stopped(error)
+    except CallFailedError as error:
+        return failed(node, task, role, round_, index, error)
 
 
 def describe(failure: Failure) -> str:

@@ -11,11 +11,10 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from pdr.calls import BudgetExhaustedError, CallFailedError, call_model
 from pdr.events import DRAFT_VERIFIED, emit
 from pdr.graphs.context import PDRContext
 from pdr.graphs.state import DraftScore, VerifyTask
-from pdr.nodes.halts import failed, stopped
+from pdr.nodes.halts import call_or_halt
 from pdr.nodes.scoring import parse_score, verify_messages
 
 
@@ -23,19 +22,18 @@ async def verify_draft(task: VerifyTask, runtime: Runtime[PDRContext]) -> dict[s
     """Grade one draft; returns its score and the call's ledger records."""
     context = runtime.context
     round_, index = task["round"], task["index"]
-    try:
-        result = await call_model(
-            context,
-            role="verify",
-            round_=round_,
-            index=index,
-            messages=verify_messages(task["problem"], task["text"], context),
-            allowance=task.get("allowance"),
-        )
-    except BudgetExhaustedError as error:
-        return stopped(error)
-    except CallFailedError as error:
-        return failed("verify", dict(task), "verify", round_, index, error)
+    result = await call_or_halt(
+        "verify",
+        dict(task),
+        context,
+        role="verify",
+        round_=round_,
+        index=index,
+        messages=verify_messages(task["problem"], task["text"], context),
+        allowance=task.get("allowance"),
+    )
+    if isinstance(result, dict):  # failed, or refused by the token caps
+        return result
     score = parse_score(result.text)
     emit(DRAFT_VERIFIED, round=round_, index=index, score=score)
     return {
