@@ -53,9 +53,11 @@ CORRECT = [
     ("Answer: x = 3", "3"),
     ("Answer: -7", "-7"),
     ("Answer: 50%", "50"),
-    # the last boxed value wins over an earlier one, and over an Answer: line
+    # the last answer the solution commits to wins, whatever its form
     ("first \\boxed{11}, corrected: \\boxed{12}", "12"),
-    ("\\boxed{12} and later Answer: 13", "12"),
+    ("\\boxed{12} and later Answer: 13", "13"),
+    ("Answer: 13, or rather \\boxed{12}", "12"),
+    ("#### 1,800", "1800"),
 ]
 
 WRONG = [

@@ -21,6 +21,10 @@ Scores = list[float]
 Scorer = Callable[[str, list[Draft], PDRContext], Awaitable[tuple[Scores, list[CallRecord]]]]
 
 _SCORE = re.compile(r"score\s*[:=]\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+_SCORE_LINE = re.compile(r"^[\s>*_#-]*score\s*[:=]\s*\**\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+# What a verdict quotes is not its own verdict: fenced blocks, blockquote lines, quoted spans.
+_FENCED = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
+_QUOTED_SPAN = re.compile(r'"[^"\n]*"|\u201c[^\u201d\n]*\u201d|`[^`\n]*`')
 
 
 async def vote(
@@ -41,9 +45,19 @@ def verify_messages(problem: str, draft_text: str, context: PDRContext) -> list[
 
 
 def parse_score(text: str) -> float:
-    """The last ``Score: N`` of a verdict, clamped to 0..10; 0 when the verdict has none."""
-    found = _SCORE.findall(text)
-    return min(10.0, max(0.0, float(found[-1]))) if found else 0.0
+    """The verdict's own score, clamped to 0..10; 0 when it gives none.
+
+    The verdict's score is its last line that starts with ``Score: N`` (the form the prompt asks
+    for), else the last ``Score: N`` anywhere in it. Scores it quotes (from the solution it
+    grades, say) do not count: fenced code blocks, ``>`` blockquote lines and spans in double
+    quotes or backticks are skipped.
+    """
+    own = _QUOTED_SPAN.sub(" ", _FENCED.sub("\n", text))
+    lines = [line for line in own.splitlines() if not line.lstrip().startswith(">")]
+    starts = [found.group(1) for line in lines if (found := _SCORE_LINE.match(line))]
+    anywhere = [score for line in lines for score in _SCORE.findall(line)]
+    chosen = starts or anywhere
+    return min(10.0, max(0.0, float(chosen[-1]))) if chosen else 0.0
 
 
 async def verify(
