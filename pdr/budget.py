@@ -1,9 +1,13 @@
 """The budget ledger: one record per model call, and the two budgets computed from it.
 
-B_tot (cost) is the sum of input and output tokens over every call, failed attempts included.
+B_tot (cost) is the sum of input and output tokens over every call, failed attempts included. It
+is what providers bill: a call that returns n samples (batched drafts) reads its prompt once, so
+its prompt counts once. The per-draft B_tot (``per_draft_total``) counts that prompt once per
+sample instead, as if each draft had been its own call; for unbatched runs the two are equal.
 B_seq (latency) is the critical path: within a round, the stages run one after another (drafts,
 then verification, then distillation, then refinement); a stage's branches run in parallel, so a
-stage costs its most expensive branch; a branch costs the sum of its attempts.
+stage costs its most expensive branch; a branch costs the sum of its attempts; an n-sample call
+costs its prompt plus its longest sample.
 """
 
 from __future__ import annotations
@@ -37,14 +41,24 @@ class CallRecord(TypedDict):
         samples: how many completions the call returned (n); usage is counted once for the call.
         sample_output_tokens: per-sample output tokens when the backend reports them; the
             critical path of an n-sample call is its prompt plus its longest sample.
+        sample_output_estimated: True when the provider reported only the call's total output
+            and the per-sample split was counted with the model's tokenizer (scaled to the total).
         latency_s: wall time of the call.
-        estimated: True when a backend reported no usage and the model's tokenizer counted it.
+        estimated: True when the input or output count is the model's tokenizer's, not the
+            provider's: a backend that reported no usage, or a failed attempt whose prompt
+            reached the model (its prompt counted).
         error: the error of a failed attempt, None for a success. A cancelled attempt (a
             time-out, Ctrl-C) reads ``cancelled: ...`` and counts its prompt tokens, estimated.
         attempt_id: the attempt's own id, shared by its ledger row from the moment it starts.
         truncated: True when a sample stopped at the output cap (``finish_reason`` "length").
         repeat: True (set by the ledger) when the same step had already made a call whose work the
             provider may have done: a success, or an attempt whose reply was never received.
+        reached_model: for a failed attempt, whether the request got to the model (a time-out,
+            a 5xx after it was sent, an empty or malformed reply: its prompt counts) or never did
+            (connection refused, 429, a request refused as invalid: 0 tokens); None on success.
+        texts: what the call wrote, one text per sample (None for a failed attempt).
+        injected: True for a candidate planted among the drafts by an experiment (no model
+            call, 0 tokens).
     """
 
     role: Role
@@ -58,17 +72,31 @@ class CallRecord(TypedDict):
     cached_tokens: int
     samples: int
     sample_output_tokens: NotRequired[list[int] | None]
+    sample_output_estimated: NotRequired[bool]
     latency_s: float
     estimated: bool
     error: str | None
     attempt_id: NotRequired[str]
     truncated: NotRequired[bool]
     repeat: NotRequired[bool]
+    reached_model: NotRequired[bool | None]
+    texts: NotRequired[list[str] | None]
+    injected: NotRequired[bool]
 
 
 def call_tokens(record: CallRecord) -> int:
-    """Tokens the call costs: input plus all outputs (its share of B_tot)."""
+    """Tokens the call costs: input plus all outputs (its share of B_tot, as billed)."""
     return record["input_tokens"] + record["output_tokens"]
+
+
+def per_draft_tokens(record: CallRecord) -> int:
+    """The call's share of the per-draft B_tot: its prompt once per sample, plus all outputs."""
+    return record["input_tokens"] * max(1, record["samples"]) + record["output_tokens"]
+
+
+def per_draft_total(records: Iterable[CallRecord]) -> int:
+    """B_tot with the prompt of an n-sample call counted n times (see the module docstring)."""
+    return sum(per_draft_tokens(record) for record in records)
 
 
 def critical_tokens(record: CallRecord) -> int:

@@ -16,6 +16,7 @@ branch's allowance (``pdr.caps``): a call that does not fit is not made (``Budge
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
 import weakref
@@ -32,6 +33,7 @@ from pdr.models import (
     SamplingOptions,
     TransientBackendError,
     get_backend,
+    reached_model,
 )
 from pdr.models.base import count_pieces
 from pdr.redact import redact
@@ -80,13 +82,28 @@ class CallFailedError(RuntimeError):
         self.records = records
 
 
-def call_seed(context: RunContext, round_: int, index: int) -> int:
-    """A distinct, reproducible seed per call, so drafts differ and a resumed run repeats them."""
-    return context.seed * 1_000_003 + round_ * 1_000 + index
+def call_seed(context: RunContext, round_: int, index: int, messages: list[Message]) -> int:
+    """A distinct, reproducible seed per call: a hash of the run seed, the prompt, round and index.
+
+    The prompt carries the problem (and, after round 1, the workspace), so drafts of different
+    problems get unrelated seeds instead of the same few on every problem; the same run seed,
+    problem, round and index always give the same seed, so a resumed run repeats its calls. The
+    value fits in 31 bits, the narrowest seed a provider takes (llama.cpp: 32-bit unsigned).
+    """
+    digest = hashlib.sha256(str(context.seed).encode())
+    for message in messages:
+        digest.update(b"\0" + message["role"].encode() + b"\0" + message["content"].encode())
+    digest.update(f"\0{round_}\0{index}".encode())
+    return int.from_bytes(digest.digest()[:4], "big") & 0x7FFF_FFFF
 
 
 def sampling_for(
-    context: RunContext, role: Role, round_: int, index: int, n: int = 1
+    context: RunContext,
+    role: Role,
+    round_: int,
+    index: int,
+    n: int = 1,
+    messages: list[Message] | None = None,
 ) -> SamplingOptions:
     """Sampling options of one call of ``role``: its output cap, temperature, seed and knobs.
 
@@ -104,7 +121,7 @@ def sampling_for(
     return SamplingOptions(
         max_tokens=cap,
         temperature=temperature,
-        seed=call_seed(context, round_, index),
+        seed=call_seed(context, round_, index, messages or []),
         n=n,
         reasoning_effort=context.reasoning_effort,
         thinking_budget=context.thinking_budget,
@@ -124,17 +141,18 @@ async def call_model(
 ) -> CallResult:
     """Call the model serving ``role`` under the concurrency cap, retrying transient failures.
 
-    ``options`` defaults to ``sampling_for(context, role, round_, index, n)``. Every attempt
-    yields a ledger record, failed and cancelled ones too, so B_tot sees all of them; each is
-    announced as ``call_started`` before its request is sent and emitted as ``call_finished``
-    the moment it ends. ``allowance`` is what this call may spend, all attempts together.
+    ``options`` defaults to ``sampling_for(context, role, round_, index, n, messages)``. Every
+    attempt yields a ledger record, failed and cancelled ones too, so B_tot sees all of them;
+    each is announced as ``call_started`` before its request is sent and emitted as
+    ``call_finished`` the moment it ends. ``allowance`` is what this call may spend, all attempts
+    together.
 
     Raises:
         CallFailedError: the last attempt failed (or one failed for a reason retrying won't fix).
         BudgetExhaustedError: the next attempt's worst case does not fit ``allowance``; it was
             not made.
     """
-    options = options or sampling_for(context, role, round_, index, n)
+    options = options or sampling_for(context, role, round_, index, n, messages)
     spec = context.model_for(role)
     backend = get_backend(spec)
     model = redact(spec)
@@ -186,7 +204,7 @@ async def call_model(
                 raise CallFailedError(f"{role} call to {model!r}: {note}", records) from failure
             delay = _backoff(attempt)
         elif isinstance(failure, TransientBackendError):
-            keep(_failed(model, role, round_, index, attempt, started, failure), attempt_id)
+            keep(_failed(model, role, round_, index, attempt, started, failure, prompt), attempt_id)
             wait = failure.retry_after
             if not last and wait is not None and wait > MAX_RETRY_AFTER_S:
                 raise CallFailedError(
@@ -198,7 +216,7 @@ async def call_model(
                 raise CallFailedError(f"{role} call failed: {failure}", records) from failure
             delay = max(_backoff(attempt), wait or 0.0)
         else:
-            keep(_failed(model, role, round_, index, attempt, started, failure), attempt_id)
+            keep(_failed(model, role, round_, index, attempt, started, failure, prompt), attempt_id)
             raise CallFailedError(
                 f"{role} call to {model!r} failed: {redact(str(failure))}", records
             ) from failure
@@ -240,10 +258,12 @@ def _succeeded(
         cached_tokens=generation.cached_tokens,
         samples=len(generation.texts),
         sample_output_tokens=generation.sample_output_tokens,
+        sample_output_estimated=generation.sample_output_estimated,
         latency_s=round(time.perf_counter() - started, 4),
         estimated=generation.estimated,
         error=None,
         truncated=generation.truncated,
+        texts=list(generation.texts),
     )
 
 
@@ -273,25 +293,51 @@ def _cancelled(
         latency_s=round(elapsed, 4),
         estimated=True,
         error=note,
+        reached_model=True,
     )
 
 
 def _failed(
-    spec: str, role: Role, round_: int, index: int, attempt: int, started: float, error: Exception
+    spec: str,
+    role: Role,
+    round_: int,
+    index: int,
+    attempt: int,
+    started: float,
+    error: Exception,
+    prompt: int,
 ) -> CallRecord:
+    """The record of a failed attempt: what it consumed, as far as it can be known.
+
+    A request that got to the model (``pdr.models.reached_model``: a 5xx after it was sent, an
+    empty or malformed reply) costs its prompt: the provider's count when the error carries one,
+    else ``prompt``, the model's tokenizer's count (``estimated``), plus any output the provider
+    reported. One that never got there (a refused connection, a 429, a rejected request) costs 0.
+    """
+    reached = reached_model(error)
+    reported_input = getattr(error, "input_tokens", None)
+    input_tokens, output_tokens, estimated = 0, 0, False
+    if reached:
+        output_tokens = int(getattr(error, "output_tokens", 0) or 0)
+        if reported_input is not None:
+            input_tokens = int(reported_input)
+        else:
+            input_tokens, estimated = prompt, True
     return CallRecord(
         role=role,
         round=round_,
         index=index,
         attempt=attempt,
         model=spec,
-        input_tokens=0,
-        output_tokens=0,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
         reasoning_tokens=0,
         cached_tokens=0,
         samples=0,
         sample_output_tokens=None,
         latency_s=round(time.perf_counter() - started, 4),
-        estimated=False,
+        estimated=estimated,
         error=f"{type(error).__name__}: {error}",
+        reached_model=reached,
+        texts=None,
     )

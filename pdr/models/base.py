@@ -25,8 +25,11 @@ class Generation:
         output_tokens: completion tokens over all samples, reasoning included.
         reasoning_tokens: the part of output_tokens spent thinking.
         cached_tokens: the part of input_tokens served from a prefix cache.
-        sample_output_tokens: output tokens per sample, when the backend reports them.
+        sample_output_tokens: output tokens per sample, when the backend reports them or
+            counted them (``sample_output_estimated``).
         estimated: True when the backend reported nothing and a tokenizer counted.
+        sample_output_estimated: True when only the total output was reported and the
+            per-sample split was counted with the model's tokenizer (``split_output``).
         reasoning_texts: thinking text per sample, where the provider returns it.
         truncated: True when a sample stopped at the output cap (finish reason "length").
     """
@@ -40,6 +43,7 @@ class Generation:
     estimated: bool = False
     reasoning_texts: list[str] | None = field(default=None)
     truncated: bool = False
+    sample_output_estimated: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,20 +58,101 @@ class SamplingOptions:
     thinking_budget: int | None = None
 
 
-class BackendError(RuntimeError):
+class ModelCallError(RuntimeError):
+    """A failed model call, with what the backend knows of the tokens it consumed.
+
+    Attributes:
+        reached_model: True when the request got to the model (a time-out or a 5xx after it was
+            sent, an empty or malformed reply), False when it never did (connection refused, a
+            429 or an invalid request turned away before processing), None when unknown.
+        input_tokens: the prompt tokens the provider reported for the failed call, if any.
+        output_tokens: the output tokens the provider reported for it (0 if none).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reached_model: bool | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int = 0,
+    ) -> None:
+        """Keep the message and what is known of the call's usage."""
+        super().__init__(message)
+        self.reached_model = reached_model
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+
+
+class BackendError(ModelCallError):
     """A backend failed in a way that retrying will not fix (bad model, bad key, bad request)."""
 
 
-class TransientBackendError(RuntimeError):
+class TransientBackendError(ModelCallError):
     """A backend failed in a way worth retrying (timeout, connection, rate limit, 5xx).
 
     ``retry_after`` is the wait in seconds the server asked for (``Retry-After``), if it did.
     """
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        """Keep the server's requested wait beside the message."""
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        retry_after: float | None = None,
+        *,
+        reached_model: bool | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int = 0,
+    ) -> None:
+        """Keep the server's requested wait and what is known of the call's usage."""
+        super().__init__(
+            message,
+            reached_model=reached_model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+        )
         self.retry_after = retry_after
+
+
+class NoTextError(TransientBackendError):
+    """The model answered with no text: the call reached it and its usage counts."""
+
+
+def reached_model(error: BaseException) -> bool:
+    """Whether a failed call's request got to the model (see ``ModelCallError``).
+
+    A time-out raised around the call counts as reached (the model was working on it); any other
+    error that does not say counts as not reached.
+    """
+    known = getattr(error, "reached_model", None)
+    if known is not None:
+        return bool(known)
+    return isinstance(error, TimeoutError)
+
+
+def prompt_text(messages: list[Message]) -> str:
+    """The messages' contents as one text, for counting a prompt with a tokenizer."""
+    return "\n".join(m["content"] for m in messages)
+
+
+def split_output(total: int, pieces: list[int]) -> list[int]:
+    """``total`` output tokens shared among samples in proportion to ``pieces`` (their counts).
+
+    For a provider that reports only an n-sample call's total output: each sample's share is its
+    tokenizer count scaled to the reported total (largest remainders get the leftover tokens),
+    so the shares add up to what the provider reported.
+    """
+    if not pieces:
+        return []
+    weight = sum(pieces)
+    if weight == 0:
+        pieces, weight = [1] * len(pieces), len(pieces)
+    exact = [total * piece / weight for piece in pieces]
+    shares = [int(value) for value in exact]
+    leftover = total - sum(shares)
+    by_remainder = sorted(range(len(pieces)), key=lambda i: (shares[i] - exact[i], i))
+    for i in by_remainder[:leftover]:
+        shares[i] += 1
+    return shares
 
 
 @runtime_checkable

@@ -3,7 +3,8 @@
 ``classify_error`` turns an exception from a provider's client into ``TransientBackendError`` (a
 time-out, a dropped connection, a rate limit, a 5xx, a reply that is not JSON or has no choices;
 with the server's ``Retry-After`` when it sent one) or ``BackendError`` (a bad request, a bad key),
-each naming the model (its URL's password redacted) and quoting what the server sent.
+each naming the model (its URL's password redacted) and quoting what the server sent, and each
+saying whether the request reached the model (what the failed attempt then costs).
 """
 
 from __future__ import annotations
@@ -18,6 +19,28 @@ from langchain_core.exceptions import ModelError
 
 from pdr.models.base import BackendError, TransientBackendError
 from pdr.redact import redact
+
+# Transport failures before the request was sent (nothing reached the model) and after it was
+# (the model may have been working on it: its prompt counts).
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteError)
+_AFTER_SENDING = (
+    httpx.ReadTimeout,
+    httpx.ReadError,
+    httpx.RemoteProtocolError,
+    openai.APITimeoutError,
+)
+
+
+def _transport_reached(error: BaseException) -> bool:
+    """Whether a connection-level failure happened after the request was sent (by its cause)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, _NOT_SENT):
+            return False
+        if isinstance(seen, _AFTER_SENDING):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class EmptyReplyError(ValueError):
@@ -53,6 +76,9 @@ def retry_after(error: Exception) -> float | None:
 def classify_error(spec: str, error: Exception) -> Exception:
     """TransientBackendError for errors worth retrying, BackendError for the rest.
 
+    Each says whether the request reached the model (``ModelCallError.reached_model``), which
+    decides what the failed attempt costs: a time-out after sending, a 5xx or a reply that is not
+    JSON or has no choices did; a refused connection, a 429 or a rejected (4xx) request did not.
     A reply that is not JSON, or has no choices, is a server hiccup (transient); the message
     quotes what the server sent. A server's ``Retry-After`` travels with the error. Messages name
     the model with its URL's password redacted. Errors that are neither a provider nor a transport
@@ -62,29 +88,31 @@ def classify_error(spec: str, error: Exception) -> Exception:
     if isinstance(error, json.JSONDecodeError):
         return TransientBackendError(
             f"model {shown!r}: the server sent a reply that is not JSON ({error.msg} at "
-            f"character {error.pos}): {redact(error.doc[:200])!r}"
+            f"character {error.pos}): {redact(error.doc[:200])!r}",
+            reached_model=True,
         )
     if isinstance(error, EmptyReplyError):
-        return TransientBackendError(f"model {shown!r}: {redact(str(error))}")
-    transient: tuple[type[BaseException], ...] = (
-        openai.APIConnectionError,  # includes APITimeoutError
-        openai.RateLimitError,
-        openai.InternalServerError,
-        httpx.TransportError,
-    )
+        return TransientBackendError(f"model {shown!r}: {redact(str(error))}", reached_model=True)
     described = f"model {shown!r}: {type(error).__name__}: {redact(str(error))}"
-    if isinstance(error, transient) or (isinstance(error, ModelError) and error.is_retryable):
-        return TransientBackendError(described, retry_after(error))
+    wait = retry_after(error)
+    if isinstance(error, openai.APIConnectionError | httpx.TransportError):
+        return TransientBackendError(described, wait, reached_model=_transport_reached(error))
+    if isinstance(error, openai.RateLimitError):
+        return TransientBackendError(described, wait, reached_model=False)
+    if isinstance(error, openai.InternalServerError | openai.APIResponseValidationError):
+        return TransientBackendError(described, wait, reached_model=True)
+    if isinstance(error, ModelError) and error.is_retryable:
+        return TransientBackendError(described, wait)
     if isinstance(error, openai.APIStatusError | ModelError):
-        return BackendError(described)
+        return BackendError(described, reached_model=False)
     try:
         from google.genai import errors as genai_errors
     except ImportError:
         return error
-    if isinstance(error, genai_errors.ServerError) or (
-        isinstance(error, genai_errors.ClientError) and error.code == 429
-    ):
-        return TransientBackendError(described)
+    if isinstance(error, genai_errors.ServerError):
+        return TransientBackendError(described, reached_model=True)
+    if isinstance(error, genai_errors.ClientError) and error.code == 429:
+        return TransientBackendError(described, reached_model=False)
     if isinstance(error, genai_errors.APIError):
-        return BackendError(described)
+        return BackendError(described, reached_model=False)
     return error

@@ -7,7 +7,14 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from pdr.models.base import Generation, Message, SamplingOptions, count_pieces
+from pdr.models.base import (
+    Generation,
+    Message,
+    NoTextError,
+    SamplingOptions,
+    count_pieces,
+    prompt_text,
+)
 
 
 def to_langchain(messages: list[Message]) -> list[BaseMessage]:
@@ -49,6 +56,8 @@ class LangChainBackend:
     """
 
     supports_n = False
+    thinks = False
+    """True for models that think before answering (thinking counts in the output cap)."""
 
     def __init__(self, spec: str, model: BaseChatModel) -> None:
         """Wrap ``model``, recorded in the ledger under ``spec``."""
@@ -79,30 +88,56 @@ class LangChainBackend:
 
 
 def generation_from_reply(reply: BaseMessage, messages: list[Message], count: Any) -> Generation:
-    """Build a Generation from one reply, counting with ``count`` only if no usage was reported."""
+    """Build a Generation from one reply, counting with ``count`` only if no usage was reported.
+
+    A reply with no text raises NoTextError (see ``refuse_empty``).
+    """
     text = message_text(reply)
     usage = getattr(reply, "usage_metadata", None)
     reasoning_text = _reasoning_text(reply)
     if not usage:
-        prompt = "\n".join(m["content"] for m in messages)
-        return Generation(
-            texts=[text],
-            input_tokens=count(prompt),
-            output_tokens=count(text),
-            estimated=True,
-            reasoning_texts=[reasoning_text] if reasoning_text else None,
-            truncated=stopped_at_cap(reply),
+        return refuse_empty(
+            Generation(
+                texts=[text],
+                input_tokens=count(prompt_text(messages)),
+                output_tokens=count(text),
+                estimated=True,
+                reasoning_texts=[reasoning_text] if reasoning_text else None,
+                truncated=stopped_at_cap(reply),
+            )
         )
     input_details = usage.get("input_token_details") or {}
     output_details = usage.get("output_token_details") or {}
-    return Generation(
-        texts=[text],
-        input_tokens=int(usage.get("input_tokens", 0)),
-        output_tokens=int(usage.get("output_tokens", 0)),
-        reasoning_tokens=int(output_details.get("reasoning", 0) or 0),
-        cached_tokens=int(input_details.get("cache_read", 0) or 0),
-        reasoning_texts=[reasoning_text] if reasoning_text else None,
-        truncated=stopped_at_cap(reply),
+    return refuse_empty(
+        Generation(
+            texts=[text],
+            input_tokens=int(usage.get("input_tokens", 0)),
+            output_tokens=int(usage.get("output_tokens", 0)),
+            reasoning_tokens=int(output_details.get("reasoning", 0) or 0),
+            cached_tokens=int(input_details.get("cache_read", 0) or 0),
+            reasoning_texts=[reasoning_text] if reasoning_text else None,
+            truncated=stopped_at_cap(reply),
+        )
+    )
+
+
+def refuse_empty(generation: Generation) -> Generation:
+    """``generation`` itself, unless no sample has any text: then NoTextError.
+
+    The request reached the model, so the error carries the usage the call reported (a thinking
+    model that spent its whole cap thinking reports it all); ``call_model`` records the attempt
+    with those tokens and retries it.
+    """
+    if any(text.strip() for text in generation.texts):
+        return generation
+    counted = "counted" if generation.estimated else "reported"
+    raise NoTextError(
+        f"the model wrote no text ({generation.input_tokens} input and "
+        f"{generation.output_tokens} output tokens {counted}, {generation.reasoning_tokens} of "
+        "them thinking); raise the output cap if it spent it thinking",
+        reached_model=True,
+        input_tokens=None if generation.estimated else generation.input_tokens,
+        output_tokens=0 if generation.estimated else generation.output_tokens,
     )
 
 

@@ -37,11 +37,14 @@ from pdr.models.base import (
     Message,
     SamplingOptions,
     count_pieces,
+    prompt_text,
+    split_output,
 )
 from pdr.models.errors import EmptyReplyError, classify_error
 from pdr.models.langchain_backend import (
     LangChainBackend,
     message_text,
+    refuse_empty,
     stopped_at_cap,
     to_langchain,
 )
@@ -145,6 +148,7 @@ class OpenAIBackend(ProviderBackend):
             lambda: ReasoningChatOpenAI(model=model_name, **with_own_client(model_kwargs)),
         )
         self.reasoning = bool(_OPENAI_REASONING.match(model_name))
+        self.thinks = self.reasoning
 
     def call_kwargs(self, options: SamplingOptions) -> dict[str, Any]:
         """``max_tokens`` (sent as max_completion_tokens: thinking plus answer), seed, n."""
@@ -175,6 +179,8 @@ class GeminiBackend(ProviderBackend):
             spec, lambda: init_chat_model(f"google_genai:{model_name}", **model_kwargs)
         )
         self.model_name = model_name
+        # Gemini 2.5 and later think unless told not to (thinking_budget 0).
+        self.thinks = not model_name.startswith(("gemini-1", "gemini-2.0"))
 
     def call_kwargs(self, options: SamplingOptions) -> dict[str, Any]:
         """max_output_tokens (thinking included), temperature, seed, candidate_count, thinking."""
@@ -292,34 +298,50 @@ def generation_from_replies(
 
     Providers attach the whole call's usage to every reply of an n > 1 call, so it is read from
     the first reply only. Where no usage came back (e.g. a server that omits it when streaming),
-    prompt and replies are counted with ``count`` and the result is marked estimated.
+    prompt and replies are counted with ``count`` and the result is marked estimated. OpenAI,
+    Gemini and vLLM's server report an n-sample call's output only as a total; each sample's
+    share is then its ``count`` (thinking text included) scaled to that total
+    (``sample_output_estimated``), so the critical path is the prompt plus the longest sample.
+    A reply with no text at all raises NoTextError with the usage it reported.
     """
     texts = [message_text(reply) for reply in replies]
     thoughts = [_thinking_text(reply) for reply in replies]
     reasoning_texts = thoughts if any(thoughts) else None
     truncated = any(stopped_at_cap(reply) for reply in replies)
     usage = next((u for r in replies if (u := getattr(r, "usage_metadata", None))), None)
+    # What the model wrote per sample, thinking included, in its tokenizer's count: the shares of
+    # an n-sample call's output where the provider reports only the total.
+    counted = [
+        count(text) + (count(thought) if thought else 0)
+        for text, thought in zip(texts, thoughts, strict=True)
+    ]
     if not usage:
-        prompt = "\n".join(m["content"] for m in messages)
-        return Generation(
+        generation = Generation(
             texts=texts,
-            input_tokens=count(prompt),
-            output_tokens=sum(count(text) for text in texts),
+            input_tokens=count(prompt_text(messages)),
+            output_tokens=sum(counted),
             estimated=True,
             reasoning_texts=reasoning_texts,
+            sample_output_tokens=counted if len(texts) > 1 else None,
+            sample_output_estimated=len(texts) > 1,
             truncated=truncated,
         )
-    input_details = usage.get("input_token_details") or {}
-    output_details = usage.get("output_token_details") or {}
-    return Generation(
-        texts=texts,
-        input_tokens=int(usage.get("input_tokens", 0)),
-        output_tokens=int(usage.get("output_tokens", 0)),
-        reasoning_tokens=int(output_details.get("reasoning", 0) or 0),
-        cached_tokens=int(input_details.get("cache_read", 0) or 0),
-        reasoning_texts=reasoning_texts,
-        truncated=truncated,
-    )
+    else:
+        input_details = usage.get("input_token_details") or {}
+        output_details = usage.get("output_token_details") or {}
+        output_tokens = int(usage.get("output_tokens", 0))
+        generation = Generation(
+            texts=texts,
+            input_tokens=int(usage.get("input_tokens", 0)),
+            output_tokens=output_tokens,
+            reasoning_tokens=int(output_details.get("reasoning", 0) or 0),
+            cached_tokens=int(input_details.get("cache_read", 0) or 0),
+            reasoning_texts=reasoning_texts,
+            sample_output_tokens=split_output(output_tokens, counted) if len(texts) > 1 else None,
+            sample_output_estimated=len(texts) > 1,
+            truncated=truncated,
+        )
+    return refuse_empty(generation)
 
 
 def _thinking_text(reply: BaseMessage) -> str:
