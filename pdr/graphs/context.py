@@ -211,6 +211,19 @@ class PDRContext(RefineContext):
         default=[4, 2, 1],
     )
     k: int = setting("Drafts kept by the top-k and random-k distillers.", default=2)
+    summary_thinking_tokens: int | None = setting(
+        "Output tokens a summary call may spend thinking on top of kappa: its cap is kappa plus "
+        "this, while the summary it writes is still cut to kappa. None: max_tokens when the "
+        "summary model thinks (OpenAI o-series and gpt-5, Gemini 2.5 and later, or "
+        "reasoning_effort or thinking_budget set), else 0.",
+        default=None,
+    )
+    injected_draft: str | None = setting(
+        "A candidate solution planted among round 1's drafts, after the model's (the "
+        "verification experiment of `pdr eval --inject`): no model call, 0 tokens, recorded in "
+        "the ledger as injected.",
+        default=None,
+    )
     summary_system_prompt: str = setting(
         "System prompt of the summary distiller.",
         default=distill_prompts.SUMMARY_SYSTEM,
@@ -240,6 +253,14 @@ class PDRContext(RefineContext):
                 f"append 1, e.g. {[*schedule, 1]!r}"
             )
         check_positive_int("k", self.k)
+        thinking = self.summary_thinking_tokens
+        if thinking is not None and (not isinstance(thinking, int) or thinking < 0):
+            raise ContextError(
+                f"summary_thinking_tokens: must be a whole number >= 0, or None for the "
+                f"model's default, got {thinking!r}"
+            )
+        if self.injected_draft is not None:
+            check_text("injected_draft", self.injected_draft)
 
     def round_sizes(self) -> list[int]:
         """The schedule itself."""

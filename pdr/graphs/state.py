@@ -24,7 +24,8 @@ class Draft(TypedDict):
 class DraftTask(TypedDict):
     """What one parallel draft branch receives through ``Send``: the problem and its workspace.
 
-    ``allowance`` is what the branch may spend under the run's token caps (None: no cap).
+    ``allowance`` is what the branch may spend under the run's token caps (None: no cap);
+    ``planted``: a candidate the experiment places among the drafts instead of calling the model.
     """
 
     problem: str
@@ -32,6 +33,7 @@ class DraftTask(TypedDict):
     index: int
     workspace: str
     allowance: NotRequired[Allowance | None]
+    planted: NotRequired[str]
 
 
 class VerifyTask(TypedDict):
@@ -99,13 +101,15 @@ class OutputState(TypedDict, total=False):
 
     ``stopped`` says why a run ended early (``budget_exhausted: ...``; then ``answer`` is the best
     answer so far and ``final_text`` None); ``truncated`` is True when the final call stopped at
-    its output cap.
+    its output cap. ``b_tot`` is billed (an n-sample call's prompt once), ``b_tot_per_draft``
+    counts that prompt once per sample (``pdr.budget``).
     """
 
     final_text: str | None
     answer: str | None
     b_seq: int
     b_tot: int
+    b_tot_per_draft: int
     calls: list[CallRecord]
     stopped: str | None
     truncated: bool

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from functools import wraps
 from typing import Any
 
 from langgraph.runtime import Runtime
 
-from pdr.calls import BudgetExhaustedError, CallFailedError, call_model
+from pdr.calls import BudgetExhaustedError, CallFailedError, call_model, sampling_for
 from pdr.events import ROUND_STARTED, WORKSPACE_WRITTEN, emit
 from pdr.graphs.context import ContextError, PDRContext, RefineContext
 from pdr.graphs.state import Draft, State
-from pdr.models import Message
+from pdr.models import Message, get_backend
 from pdr.nodes.halts import failed, stopped
 from pdr.nodes.routing import allowance
 from pdr.nodes.rounds import hold_round, round_drafts
@@ -78,34 +79,58 @@ def summary_messages(problem: str, drafts: list[Draft], context: PDRContext) -> 
     ]
 
 
+def summary_thinks(context: PDRContext) -> bool:
+    """Whether the summary model thinks before it writes (and so needs room for it in its cap).
+
+    ``thinking_budget`` 0 turns thinking off; ``reasoning_effort`` or another budget turns it on;
+    otherwise the backend says (``thinks``: OpenAI o-series and gpt-5, Gemini 2.5 and later).
+    """
+    if context.thinking_budget == 0:
+        return False
+    if context.reasoning_effort is not None or context.thinking_budget is not None:
+        return True
+    return bool(getattr(get_backend(context.model_for("distill")), "thinks", False))
+
+
+def summary_cap(context: PDRContext) -> int:
+    """The summary call's output cap: kappa for the summary plus room for thinking.
+
+    The visible summary is cut to kappa afterwards (``distill_step``), so the room only lets a
+    thinking model finish its thinking instead of spending kappa on it and writing nothing.
+    """
+    thinking = context.summary_thinking_tokens
+    if thinking is None:
+        thinking = context.max_tokens if summary_thinks(context) else 0
+    return context.kappa + thinking
+
+
 async def summary(state: State, runtime: Runtime[PDRContext]) -> dict[str, Any]:
-    """One model call writes a global summary of the drafts, at most kappa tokens long."""
+    """One model call writes a global summary of the drafts, cut to kappa tokens."""
     context = runtime.context
     drafts = round_drafts(state)
+    messages = summary_messages(state["problem"], drafts, context)
+    options = sampling_for(context, "distill", state["round"], 0, messages=messages)
     result = await call_model(
         context,
         role="distill",
         round_=state["round"],
         index=0,
-        messages=summary_messages(state["problem"], drafts, context),
+        messages=messages,
+        options=replace(options, max_tokens=summary_cap(context)),
         allowance=allowance(context, state.get("calls") or [], 1),
     )
     return {"workspaces": [result.text], "calls": result.records}
 
 
 def candidates_workspace(chosen: list[Draft], context: RefineContext) -> str:
-    """Drafts laid out as numbered candidates, each cut to its share of kappa."""
+    """Drafts laid out as numbered candidates, each cut to its share of kappa (label kept)."""
     if not chosen:
         return ""
-    share = max(1, context.kappa // len(chosen))
-    blocks = []
-    for number, item in enumerate(chosen, start=1):
-        header = prompts.CANDIDATE.format(number=number, text="")
-        room = max(1, share - count_tokens(header, context) - 1)
-        blocks.append(
-            prompts.CANDIDATE.format(number=number, text=bound_text(item["text"], room, context))
-        )
-    return "\n\n".join(blocks)
+    share = max(1, context.kappa // len(chosen) - 1)  # 1 for the blank line between them
+    return "\n\n".join(
+        bound_text(item["text"], share, context, prompts.CANDIDATE.format(number=number, text=""))
+        for number, item in enumerate(chosen, start=1)
+    )
 
 
 def best_k(drafts: list[Draft], scores: list[float], k: int) -> list[Draft]:
@@ -128,11 +153,20 @@ def topk(scorer: Scorer | str = vote) -> ScoredDistiller:
     return ScoredDistiller(topk_distill, score)
 
 
+def workspace_rng(state: State, context: RefineContext, sample: int, kind: str) -> random.Random:
+    """The random source of next-round draft ``sample``'s workspace.
+
+    Seeded by (seed, problem, round, sample, operator): a resumed run builds the same
+    workspaces, and different problems get unrelated picks.
+    """
+    return random.Random(f"{context.seed}:{state['problem']}:{state['round']}:{sample}:{kind}")
+
+
 def topk_per_sample(scorer: Scorer | str = vote) -> ScoredDistiller:
     """Per-sample top-k: next draft j gets the k best of its own bootstrap resample of the drafts.
 
     Scores are computed once (the verify calls are not repeated per sample); the resample is
-    seeded by (seed, round, j), so a resumed run builds the same workspaces.
+    seeded by (seed, problem, round, j), so a resumed run builds the same workspaces.
     """
     score = SCORERS[scorer] if isinstance(scorer, str) else scorer
 
@@ -142,7 +176,7 @@ def topk_per_sample(scorer: Scorer | str = vote) -> ScoredDistiller:
         scores, records = await score(state["problem"], drafts, context)
         workspaces = []
         for sample in range(next_round_size(state, context)):
-            rng = random.Random(f"{context.seed}:{state['round']}:{sample}:topk")
+            rng = workspace_rng(state, context, sample, "topk")
             picks = sorted({rng.randrange(len(drafts)) for _ in drafts})
             chosen = best_k([drafts[i] for i in picks], [scores[i] for i in picks], context.k)
             workspaces.append(candidates_workspace(chosen, context))
@@ -157,24 +191,34 @@ async def random_k(state: State, runtime: Runtime[PDRContext]) -> dict[str, Any]
     drafts = round_drafts(state)
     workspaces = []
     for sample in range(next_round_size(state, context)):
-        rng = random.Random(f"{context.seed}:{state['round']}:{sample}:random")
+        rng = workspace_rng(state, context, sample, "random")
         chosen = rng.sample(drafts, min(context.k, len(drafts)))
         workspaces.append(candidates_workspace(chosen, context))
     return {"workspaces": workspaces, "calls": []}
 
 
 async def previous_answer(state: State, runtime: Runtime[RefineContext]) -> dict[str, Any]:
-    """Sequential Refine's workspace: the previous answer itself (bounded by kappa)."""
+    """Sequential Refine's workspace: the previous answer itself, cut to kappa.
+
+    A cut keeps the "Your previous solution:" label and the end of the solution (its answer),
+    with the elision mark between them.
+    """
     drafts = round_drafts(state)
     text = drafts[-1]["text"] if drafts else ""
-    return {"workspaces": [prompts.PREVIOUS_ANSWER.format(text=text)], "calls": []}
+    label = prompts.PREVIOUS_ANSWER.format(text="")
+    return {"workspaces": [bound_text(text, runtime.context.kappa, runtime.context, label)]}
+
+
+# What a distill operator may return; anything else (a rewritten problem, say) would bypass kappa.
+OPERATOR_KEYS = ("workspaces", "calls")
 
 
 def distill_step(operator: Distiller) -> Distiller:
     """Wrap a distill operator into the graph's ``distill`` node.
 
-    The wrapper bounds every workspace to kappa tokens of the refine model's tokenizer, checks
-    that there is one shared workspace or one per next-round draft, clears the drafts of the
+    The wrapper refuses any key but ``workspaces`` and ``calls`` in the operator's update, bounds
+    every workspace to kappa tokens of the refine model's tokenizer, checks that there is one
+    shared workspace or one per next-round draft and that none is empty, clears the drafts of the
     round and moves the run to the next round. Before that it joins the round's stages
     (``pdr.nodes.rounds.hold_round``): failed branches pause the run, a stopped run or drafts
     awaiting their grades hold the round. A failed call of the operator pauses the run at this
@@ -194,12 +238,26 @@ def distill_step(operator: Distiller) -> Distiller:
             return {**joined, **stopped(error)}
         except CallFailedError as error:
             return {**joined, **failed("distill", {}, "distill", state["round"], 0, error)}
-        workspaces = [bound_workspace(text, context) for text in update.get("workspaces", [""])]
+        name = operator.__name__
+        for key in update:
+            if key not in OPERATOR_KEYS:
+                raise ValueError(
+                    f"distill operator {name!r} returned the key {key!r}; an operator returns "
+                    f"only {' and '.join(map(repr, OPERATOR_KEYS))} (the problem, the round and "
+                    "the drafts are the graph's)"
+                )
+        workspaces = [bound_workspace(text, context) for text in update.get("workspaces", [])]
         wanted = next_round_size(state, context)
         if len(workspaces) not in (1, wanted):
             raise ValueError(
-                f"distill operator {operator.__name__!r} returned {len(workspaces)} workspaces; "
+                f"distill operator {name!r} returned {len(workspaces)} workspaces; "
                 f"return 1 (shared) or {wanted} (one per next-round draft)"
+            )
+        empty = [i for i, text in enumerate(workspaces) if not text.strip()]
+        if empty:
+            raise ValueError(
+                f"distill operator {name!r} wrote an empty workspace (number {empty[0]}) after "
+                f"round {state['round']}; the next round would start from nothing"
             )
         next_round = state["round"] + 1
         emit(
@@ -213,7 +271,6 @@ def distill_step(operator: Distiller) -> Distiller:
             emit(ROUND_STARTED, round=next_round, drafts=sizes[next_round - 1], rounds=len(sizes))
         return {
             **joined,
-            **{key: value for key, value in update.items() if key not in {"workspaces", "calls"}},
             "workspaces": workspaces,
             "calls": update.get("calls", []),
             "drafts": None,

@@ -7,12 +7,16 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from pdr.answers import extract_answer
-from pdr.events import DRAFT_FINISHED, emit
+from pdr.budget import CallRecord
+from pdr.events import CALL_FINISHED, DRAFT_FINISHED, emit
 from pdr.graphs.context import RefineContext
 from pdr.graphs.state import Draft, DraftTask
 from pdr.models import Message
 from pdr.nodes.halts import call_or_halt
 from pdr.prompts import draft as prompts
+
+# The model name of a planted candidate's record: no model wrote it.
+INJECTED_MODEL = "injected"
 
 
 def draft_messages(problem: str, workspace: str, context: RefineContext) -> list[Message]:
@@ -36,6 +40,8 @@ async def draft(task: DraftTask, runtime: Runtime[RefineContext]) -> dict[str, A
     """
     context = runtime.context
     round_, index = task["round"], task["index"]
+    if "planted" in task:
+        return plant(task["problem"], round_, index, task["planted"])
     result = await call_or_halt(
         "draft",
         dict(task),
@@ -49,7 +55,7 @@ async def draft(task: DraftTask, runtime: Runtime[RefineContext]) -> dict[str, A
     if isinstance(result, dict):  # failed, or refused by the token caps
         return result
     text = result.text
-    answer = extract_answer(text)
+    answer = extract_answer(text, task["problem"])
     record = result.records[-1]
     emit(
         DRAFT_FINISHED,
@@ -62,4 +68,45 @@ async def draft(task: DraftTask, runtime: Runtime[RefineContext]) -> dict[str, A
     return {
         "drafts": [Draft(round=round_, index=index, text=text, answer=answer)],
         "calls": result.records,
+    }
+
+
+def plant(problem: str, round_: int, index: int, text: str) -> dict[str, Any]:
+    """A planted candidate as a draft: no model call, a 0-token record marked ``injected``.
+
+    The record goes to the ledger like a call's (a ``call_finished`` event), so the run's
+    drafts, their texts and answers are all there; its 0 tokens leave B_seq and B_tot unchanged.
+    """
+    record = CallRecord(
+        role="draft",
+        round=round_,
+        index=index,
+        attempt=0,
+        model=INJECTED_MODEL,
+        input_tokens=0,
+        output_tokens=0,
+        reasoning_tokens=0,
+        cached_tokens=0,
+        samples=1,
+        sample_output_tokens=None,
+        latency_s=0.0,
+        estimated=False,
+        error=None,
+        texts=[text],
+        injected=True,
+    )
+    emit(CALL_FINISHED, record=record)
+    answer = extract_answer(text, problem)
+    emit(
+        DRAFT_FINISHED,
+        round=round_,
+        index=index,
+        input_tokens=0,
+        output_tokens=0,
+        answer=answer,
+        injected=True,
+    )
+    return {
+        "drafts": [Draft(round=round_, index=index, text=text, answer=answer)],
+        "calls": [record],
     }

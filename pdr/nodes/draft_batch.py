@@ -31,10 +31,10 @@ from pdr.calls import BudgetExhaustedError, CallFailedError, CallResult, call_mo
 from pdr.events import DRAFT_FINISHED, emit
 from pdr.graphs.context import RefineContext
 from pdr.graphs.state import Draft, State
-from pdr.models import get_backend
-from pdr.nodes.draft import draft_messages
+from pdr.models import get_backend, split_output
+from pdr.nodes.draft import draft_messages, plant
 from pdr.nodes.halts import call_or_halt, failed, stopped
-from pdr.nodes.routing import allowance, round_workspaces
+from pdr.nodes.routing import allowance, planted_candidate, round_workspaces
 
 
 class DraftBatchTask(TypedDict):
@@ -48,6 +48,7 @@ class DraftBatchTask(TypedDict):
     indices: list[int]
     workspace: str
     allowance: NotRequired[Allowance | None]
+    planted: NotRequired[str]
 
 
 def batched_sends(state: State, calls: list[CallRecord]) -> list[Send] | None:
@@ -59,7 +60,7 @@ def batched_sends(state: State, calls: list[CallRecord]) -> list[Send] | None:
     groups: dict[str, list[int]] = {}
     for index, workspace in enumerate(planned):
         groups.setdefault(workspace, []).append(index)
-    return [
+    sends = [
         Send(
             "draft",
             DraftBatchTask(
@@ -72,6 +73,17 @@ def batched_sends(state: State, calls: list[CallRecord]) -> list[Send] | None:
         )
         for workspace, indices in groups.items()
     ]
+    planted = planted_candidate(state)
+    if planted is not None:
+        task = DraftBatchTask(
+            problem=state["problem"],
+            round=state["round"],
+            indices=[len(planned)],
+            workspace="",
+            planted=planted,
+        )
+        sends.append(Send("draft", task))
+    return sends
 
 
 def _times(share: Allowance | None, count: int) -> Allowance | None:
@@ -89,13 +101,16 @@ async def draft_batch(task: DraftBatchTask, runtime: Runtime[RefineContext]) -> 
     """
     context = runtime.context
     round_, indices = task["round"], task["indices"]
+    if "planted" in task:
+        return plant(task["problem"], round_, indices[0], task["planted"])
     messages = draft_messages(task["problem"], task["workspace"], context)
     texts: list[str] = []
     records: list[CallRecord] = []
     tokens: list[tuple[int, int]] = []
     update: dict[str, Any] = {}
     group = task.get("allowance")
-    if get_backend(context.model_for("draft")).supports_n and len(indices) > 1:
+    backend = get_backend(context.model_for("draft"))
+    if backend.supports_n and len(indices) > 1:
         result = await call_or_halt(
             "draft",
             dict(task),
@@ -112,7 +127,11 @@ async def draft_batch(task: DraftBatchTask, runtime: Runtime[RefineContext]) -> 
         generation = result.generation
         texts = generation.texts[: len(indices)]
         records = list(result.records)
-        per_sample = generation.sample_output_tokens or [generation.output_tokens] * len(texts)
+        # Each draft's own output (a backend that gives only the total is split by its tokenizer
+        # here, for the progress events; the built-in n-sample backends report a split).
+        per_sample = generation.sample_output_tokens or split_output(
+            generation.output_tokens, [backend.count_tokens(text) for text in generation.texts]
+        )
         tokens = [(generation.input_tokens, out) for out in per_sample[: len(texts)]]
     missing = indices[len(texts) :]
     if missing:
@@ -151,7 +170,7 @@ async def draft_batch(task: DraftBatchTask, runtime: Runtime[RefineContext]) -> 
         indices = indices[: len(indices) - len(missing)] + written
     drafts = []
     for index, text, (input_tokens, output_tokens) in zip(indices, texts, tokens, strict=True):
-        answer = extract_answer(text)
+        answer = extract_answer(text, task["problem"])
         emit(
             DRAFT_FINISHED,
             round=round_,

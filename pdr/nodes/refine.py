@@ -14,7 +14,7 @@ from langgraph.graph import END
 from langgraph.runtime import Runtime
 
 from pdr.answers import extract_answer
-from pdr.budget import CallRecord, budgets
+from pdr.budget import CallRecord, budgets, per_draft_total
 from pdr.calls import BudgetExhaustedError, CallFailedError, CallResult, call_model
 from pdr.events import ANSWER, emit
 from pdr.graphs.context import RefineContext, RunContext
@@ -87,10 +87,18 @@ def after_final(role: str) -> Any:
 
 def finish(state: State, text: str, records: list[CallRecord]) -> dict[str, Any]:
     """The final keys every graph writes: solution, answer, budgets over all calls, new records."""
-    answer = extract_answer(text)
-    b_seq, b_tot = budgets([*(state.get("calls") or []), *records])
+    answer = extract_answer(text, state["problem"])
+    every = [*(state.get("calls") or []), *records]
+    b_seq, b_tot = budgets(every)
     emit(ANSWER, answer=answer, b_seq=b_seq, b_tot=b_tot)
-    return {"final_text": text, "answer": answer, "b_seq": b_seq, "b_tot": b_tot, "calls": records}
+    return {
+        "final_text": text,
+        "answer": answer,
+        "b_seq": b_seq,
+        "b_tot": b_tot,
+        "b_tot_per_draft": per_draft_total(every),
+        "calls": records,
+    }
 
 
 def finish_early(
@@ -98,13 +106,15 @@ def finish_early(
 ) -> dict[str, Any]:
     """The final keys of a run that stopped early: the best answer so far and no final text."""
     answer = best_answer(state)
-    b_seq, b_tot = budgets([*(state.get("calls") or []), *records])
+    every = [*(state.get("calls") or []), *records]
+    b_seq, b_tot = budgets(every)
     emit(ANSWER, answer=answer, b_seq=b_seq, b_tot=b_tot, stopped=reason or state.get("stopped"))
     update: dict[str, Any] = {
         "final_text": None,
         "answer": answer,
         "b_seq": b_seq,
         "b_tot": b_tot,
+        "b_tot_per_draft": per_draft_total(every),
         "calls": records,
         "truncated": False,
     }

@@ -37,25 +37,47 @@ def allowance(context: RunContext, calls: list[CallRecord], branches: int) -> Al
 def draft_sends(state: State, calls: list[CallRecord]) -> list[Send] | None:
     """One draft task per draft of ``state``'s round (None: refining is next).
 
-    ``calls`` are the run's records so far, from which each branch's allowance is computed.
+    ``calls`` are the run's records so far, from which each branch's allowance is computed. In
+    round 1 a planted candidate (``injected_draft``) goes last, as draft M_1.
     """
     planned = round_workspaces(state)
     if planned is None:
         return None
     share = allowance(get_runtime(RefineContext).context, calls, len(planned))
-    return [
-        Send(
-            "draft",
-            DraftTask(
-                problem=state["problem"],
-                round=state["round"],
-                index=index,
-                workspace=workspace,
-                allowance=share,
-            ),
+    tasks = [
+        DraftTask(
+            problem=state["problem"],
+            round=state["round"],
+            index=index,
+            workspace=workspace,
+            allowance=share,
         )
         for index, workspace in enumerate(planned)
     ]
+    planted = planted_candidate(state)
+    if planted is not None:
+        tasks.append(
+            DraftTask(
+                problem=state["problem"],
+                round=state["round"],
+                index=len(planned),
+                workspace="",
+                planted=planted,
+            )
+        )
+    return [Send("draft", task) for task in tasks]
+
+
+def planted_candidate(state: State) -> str | None:
+    """The candidate to plant among this round's drafts, after the model's: round 1 only.
+
+    It is the context's ``injected_draft`` (the verification experiment of ``pdr eval
+    --inject``); no model call makes it, so it takes no share of the token caps.
+    """
+    if state["round"] != 1:
+        return None
+    planted: str | None = getattr(get_runtime(RefineContext).context, "injected_draft", None)
+    return planted
 
 
 def next_round(state: State) -> list[Send] | Literal["refine"]:

@@ -17,3 +17,6 @@ DRAFT_IN_SUMMARY = "Attempt {number}:\n{text}"
 CANDIDATE = "Candidate solution {number}:\n{text}"
 
 PREVIOUS_ANSWER = "Your previous solution:\n{text}"
+
+# Marks where a text cut to fit its bound lost its beginning (the end, with the answer, stays).
+ELISION = "[...] "
