@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from pdr.budget import CallRecord
 from pdr.redact import redact
-from pdr.store.ledger_models import Call
+from pdr.store.ledger_models import Call, Result, Run
+from pdr.store.rows import CallOutput, call_output
 
 IN_FLIGHT: Final = "in flight"
 UNSEEN_REPLIES: Final = ("cancelled", "interrupted", IN_FLIGHT)
@@ -37,8 +38,13 @@ _COPIED = (
 )
 
 
-def write_call(session: Session, run_id: int, record: CallRecord) -> bool:
-    """Store ``record`` (completing its attempt's row if there is one); returns the repeat mark."""
+def write_call(
+    session: Session, run_id: int, record: CallRecord, answers: list[str | None] | None = None
+) -> bool:
+    """Store ``record`` (completing its attempt's row if there is one); returns the repeat mark.
+
+    ``answers`` are the final answers extracted from the record's texts, stored beside them.
+    """
     attempt_id = record.get("attempt_id") or None
     row = None
     if attempt_id is not None:
@@ -53,7 +59,12 @@ def write_call(session: Session, run_id: int, record: CallRecord) -> bool:
         setattr(row, name, fields[name])
     row.model = redact(record["model"])
     row.sample_output_tokens = record.get("sample_output_tokens")
+    row.sample_output_estimated = bool(record.get("sample_output_estimated"))
     row.truncated = bool(record.get("truncated"))
+    row.reached_model = record.get("reached_model")
+    row.texts = record.get("texts")
+    row.answers = answers
+    row.injected = bool(record.get("injected"))
     session.flush()
     row.repeat = record["error"] is None and done_before(session, row)
     return bool(row.repeat)
@@ -84,3 +95,22 @@ def close_unfinished(session: Session, run_id: int, note: str) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(cast(CursorResult[Any], result).rowcount)
+
+
+def outputs_of(session: Session, experiment_id: int, role: str) -> dict[str, list[CallOutput]]:
+    """What the calls of ``role`` wrote in each run of an experiment, by thread id.
+
+    Every attempt is listed, in the order the calls were recorded (failed attempts have no texts
+    and carry their error).
+    """
+    rows = session.execute(
+        select(Run.thread_id, Call)
+        .join(Call, Call.run_id == Run.id)
+        .join(Result, Result.run_id == Run.id)
+        .where(Result.experiment_id == experiment_id, Call.role == role)
+        .order_by(Call.id)
+    ).all()
+    outputs: dict[str, list[CallOutput]] = {}
+    for thread_id, call in rows:
+        outputs.setdefault(thread_id, []).append(call_output(call))
+    return outputs

@@ -23,13 +23,15 @@ from typing import Any, Final, Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from pdr.budget import Budgets, CallRecord, budgets
+from pdr.answers import extract_answer
+from pdr.budget import Budgets, CallRecord, budgets, per_draft_total
 from pdr.settings import database_url
 from pdr.store import leases
-from pdr.store.call_rows import close_unfinished, write_call
+from pdr.store.call_rows import close_unfinished, outputs_of, write_call
 from pdr.store.database import LedgerError, open_engine
 from pdr.store.ledger_models import Call, Experiment, Result, Run, Workspace, utcnow
 from pdr.store.rows import (
+    CallOutput,
     ResultRow,
     RunDetail,
     RunSummary,
@@ -39,13 +41,15 @@ from pdr.store.rows import (
     run_summary,
 )
 
-__all__ = ["ENDED", "FINISHED", "Ledger", "LedgerError", "Status"]
+__all__ = ["ANSWERING_ROLES", "ENDED", "FINISHED", "Ledger", "LedgerError", "Status"]
 
 Status = Literal["running", "done", "truncated", "budget_exhausted", "failed", "interrupted"]
 FINISHED: Final = ("done", "truncated", "budget_exhausted")
 """Statuses of runs that ended by themselves (nothing left to resume)."""
 ENDED: Final = (*FINISHED, "failed")
 """Statuses an evaluation reports (a failed run counts as wrong; running ones are not over)."""
+ANSWERING_ROLES: Final = ("draft", "refine", "long_cot")
+"""Roles whose output is a solution with a final answer (stored beside its text)."""
 
 
 class Ledger:
@@ -62,7 +66,8 @@ class Ledger:
         self.engine = open_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._lock = threading.Lock()
-        self._run_ids: dict[str, int] = {}  # thread id -> run id, for the runs written here
+        # thread id -> (run id, problem) of the runs written here (answers are read with it)
+        self._runs: dict[str, tuple[int, str]] = {}
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -115,7 +120,7 @@ class Ledger:
             session.flush()
             run_id = run.id
         with self._lock:
-            self._run_ids[thread_id] = run_id
+            self._runs[thread_id] = (run_id, problem)
         return run_id
 
     def reopen_run(self, thread_id: str, checkpoints: str | None = None) -> RunDetail:
@@ -135,11 +140,17 @@ class Ledger:
         """Commit one call record of the run on ``thread_id`` now; returns whether it is a repeat.
 
         A record whose attempt already has a row (written when it started) completes that row;
-        see ``pdr.store.call_rows.write_call`` for the repeat mark.
+        see ``pdr.store.call_rows.write_call`` for the repeat mark. A draft, refine or long CoT
+        call's answers are extracted from its texts as the nodes do (``pdr.answers.extract_answer``
+        with the run's problem) and stored beside them.
         """
-        run_id = self._run_id(thread_id)
+        run_id, problem = self._known_run(thread_id)
+        texts = record.get("texts")
+        answers = None
+        if texts is not None and record["role"] in ANSWERING_ROLES:
+            answers = [extract_answer(text, problem) for text in texts]
         with self._session() as session:
-            return write_call(session, run_id, record)
+            return write_call(session, run_id, record, answers)
 
     def close_unfinished_calls(self, thread_id: str, note: str) -> int:
         """Mark the run's attempts still 'in flight' as ended with ``note``; returns how many.
@@ -201,9 +212,11 @@ class Ledger:
         with self._session() as session:
             run = self._run(session, thread_id)
             rows = session.scalars(select(Call).where(Call.run_id == run.id).order_by(Call.id))
-            figures = budgets(call_record(row) for row in rows)
+            records = [call_record(row) for row in rows]
+            figures = budgets(records)
             run.answer, run.final_text = answer, final_text
             run.b_seq, run.b_tot, run.wall_s = figures.b_seq, figures.b_tot, wall_s
+            run.b_tot_per_draft = per_draft_total(records)
             run.status, run.grade, run.error = status, grade, error
             run.finished_at = utcnow()
         return figures
@@ -311,9 +324,15 @@ class Ledger:
                     wall_s=run.wall_s,
                     calls=int(count),
                     error=run.error,
+                    b_tot_per_draft=run.b_tot_per_draft,
                 )
                 for result, run, count in rows
             ]
+
+    def call_outputs(self, experiment_id: int, role: str = "draft") -> dict[str, list[CallOutput]]:
+        """What the calls of ``role`` wrote in each run of an experiment, by thread id."""
+        with self._sessions() as session:
+            return outputs_of(session, experiment_id, role)
 
     def list_runs(self, limit: int = 20, experiment_id: int | None = None) -> list[RunSummary]:
         """The most recent runs first (optionally those of one experiment)."""
@@ -364,13 +383,18 @@ class Ledger:
             raise LedgerError(f"no run with thread id {thread_id!r} in the ledger {self.url}")
         return run
 
-    def _run_id(self, thread_id: str) -> int:
+    def _known_run(self, thread_id: str) -> tuple[int, str]:
+        """(run id, problem) of the run on ``thread_id``, looked up once per ledger."""
         with self._lock:
-            run_id = self._run_ids.get(thread_id)
-        if run_id is not None:
-            return run_id
+            known = self._runs.get(thread_id)
+        if known is not None:
+            return known
         with self._sessions() as session:
-            run_id = self._run(session, thread_id).id
+            run = self._run(session, thread_id)
+            known = (run.id, run.problem)
         with self._lock:
-            self._run_ids[thread_id] = run_id
-        return run_id
+            self._runs[thread_id] = known
+        return known
+
+    def _run_id(self, thread_id: str) -> int:
+        return self._known_run(thread_id)[0]

@@ -67,6 +67,7 @@ class Run(Base):
     grade: Mapped[bool | None] = mapped_column(Boolean)
     b_seq: Mapped[int | None] = mapped_column(Integer)
     b_tot: Mapped[int | None] = mapped_column(Integer)
+    b_tot_per_draft: Mapped[int | None] = mapped_column(Integer)
     wall_s: Mapped[float | None] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(20), default="running")
     error: Mapped[str | None] = mapped_column(Text)
@@ -84,7 +85,12 @@ class Run(Base):
 
 
 class Call(Base):
-    """One model call or failed attempt: the fields of ``pdr.budget.CallRecord``."""
+    """One model call or failed attempt: the fields of ``pdr.budget.CallRecord``.
+
+    ``texts`` is what the call wrote (one text per sample) and ``answers`` the final answer
+    extracted from each (drafts, refine and long CoT calls), so a finished experiment can say
+    whether the drafts were right and the last step lost them, or the reverse.
+    """
 
     __tablename__ = "calls"
 
@@ -101,9 +107,14 @@ class Call(Base):
     cached_tokens: Mapped[int]
     samples: Mapped[int]
     sample_output_tokens: Mapped[list[int] | None] = mapped_column(JSON)
+    sample_output_estimated: Mapped[bool | None] = mapped_column(Boolean)
     latency_s: Mapped[float]
     estimated: Mapped[bool]
     error: Mapped[str | None] = mapped_column(Text)
+    reached_model: Mapped[bool | None] = mapped_column(Boolean)
+    texts: Mapped[list[str] | None] = mapped_column(JSON)
+    answers: Mapped[list[str | None] | None] = mapped_column(JSON)
+    injected: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     attempt_id: Mapped[str | None] = mapped_column(String(32), index=True)
     truncated: Mapped[bool | None] = mapped_column(Boolean)

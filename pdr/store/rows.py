@@ -84,6 +84,7 @@ class ResultRow:
     wall_s: float | None
     calls: int
     error: str | None
+    b_tot_per_draft: int | None = None
 
 
 def models_of(context: dict[str, Any]) -> dict[str, str]:
@@ -142,12 +143,44 @@ def call_record(call: Call) -> CallRecord:
         cached_tokens=call.cached_tokens,
         samples=call.samples,
         sample_output_tokens=call.sample_output_tokens,
+        sample_output_estimated=bool(call.sample_output_estimated),
         latency_s=call.latency_s,
         estimated=call.estimated,
         error=call.error,
         truncated=bool(call.truncated),
         repeat=bool(call.repeat),
+        reached_model=call.reached_model,
+        texts=call.texts,
+        injected=bool(call.injected),
     )
     if call.attempt_id is not None:
         record["attempt_id"] = call.attempt_id
     return record
+
+
+@dataclass(frozen=True)
+class CallOutput:
+    """What one call wrote, as stored: its place in the run, texts and extracted answers."""
+
+    role: str
+    round: int
+    index: int
+    attempt: int
+    texts: list[str]
+    answers: list[str | None]
+    injected: bool
+    error: str | None
+
+
+def call_output(call: Call) -> CallOutput:
+    """A call row as the CallOutput the reports read."""
+    return CallOutput(
+        role=call.role,
+        round=call.round,
+        index=call.index,
+        attempt=call.attempt,
+        texts=list(call.texts or []),
+        answers=list(call.answers or []),
+        injected=bool(call.injected),
+        error=call.error,
+    )
