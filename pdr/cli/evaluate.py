@@ -38,8 +38,11 @@ from pdr.evaluation.configs import (
     shared_values,
 )
 from pdr.evaluation.datasets import FieldMap, load_dataset
+from pdr.evaluation.drafts import drafts_markdown
+from pdr.evaluation.inject import INJECT_MODES, injection_markdown, with_injections
 from pdr.evaluation.problems import DatasetError
 from pdr.evaluation.report import (
+    BUDGET_NOTE,
     EvalReport,
     csv_text,
     markdown_table,
@@ -58,7 +61,7 @@ errors = LiveConsole("stderr")
 EXPECTED = (EvalError, DatasetError, ContextError, LedgerError, BackendError, CommandError)
 # Context fields shared by every run of an experiment: all but those a configuration sets per
 # method (--config) and the seed (--seeds).
-PER_CONFIGURATION = ("schedule", "rounds", "max_tokens", "kappa", "k", "seed")
+PER_CONFIGURATION = ("schedule", "rounds", "max_tokens", "kappa", "k", "seed", "injected_draft")
 SHARED_OPTIONS = [o for o in context_options() if o.name not in PER_CONFIGURATION]
 
 
@@ -143,15 +146,30 @@ def _print_report(report: EvalReport) -> None:
         console.print(table)
     if report.rows:
         console.print(rich_table(report.rows, title=f"{report.name} (achieved budgets, means)"))
+        console.print(BUDGET_NOTE, highlight=False)
     else:
         console.print("no finished runs yet")
+    for title, text in (
+        ("Round-1 drafts and the final answer", drafts_markdown(report.drafts)),
+        ("Accuracy with a planted candidate", injection_markdown(report.injections)),
+    ):
+        if text:
+            console.print(f"\n{title}:\n{text}", highlight=False, markup=False)
 
 
 def _markdown(report: EvalReport) -> str:
-    """The results table, then (with budgets) the budget-matching table."""
-    text = markdown_table(report.rows)
+    """The results table and what its budgets count; then budget matching, drafts, injection."""
+    parts = [markdown_table(report.rows), BUDGET_NOTE + "\n"]
     matching = matching_markdown(report)
-    return f"{text}\nBudget matching (calibration runs):\n\n{matching}" if matching else text
+    if matching:
+        parts.append(f"Budget matching (calibration runs):\n\n{matching}")
+    drafts = drafts_markdown(report.drafts)
+    if drafts:
+        parts.append(f"Round-1 drafts and the final answer:\n\n{drafts}")
+    injections = injection_markdown(report.injections)
+    if injections:
+        parts.append(f"Accuracy with a candidate planted among round 1's drafts:\n\n{injections}")
+    return "\n".join(parts)
 
 
 def _write_outputs(report: EvalReport, out: Path) -> list[Path]:
@@ -236,6 +254,14 @@ def eval_command(
             help="Text appended to every problem, e.g. an answer format for a small model."
         ),
     ] = None,
+    inject: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="correct or incorrect; repeat it for both. Each PDR configuration also runs "
+            "with one planted candidate among round 1's drafts (the gold answer, or a wrong "
+            "one); the report compares the accuracies."
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     **values: Any,
 ) -> None:
@@ -258,12 +284,23 @@ def eval_command(
             raise EvalError("--max-tokens, --seeds and --calibrate must be >= 1")
         if any(b < 1 for b in budget or []):
             raise EvalError("--budget values are token counts >= 1")
+        modes = list(dict.fromkeys(inject or []))
+        for mode in modes:
+            if mode not in INJECT_MODES:
+                raise EvalError(f"--inject {mode!r}: choose {' or '.join(INJECT_MODES)}")
+        if modes and budget:
+            raise EvalError(
+                "--inject compares each configuration with and without a planted candidate; "
+                "give it without --budget"
+            )
+        if modes and "pdr" not in methods:
+            raise EvalError("--inject plants a candidate among PDR's drafts; add --method pdr")
         shared = context_values(SHARED_OPTIONS, values)
         model_spec = str(shared.pop("model", None) or RunContext().model)
         spec = EvalSpec(
             dataset=data,
             model=model_spec,
-            ladders=_ladders(methods, config or [], max_tokens),
+            ladders=with_injections(_ladders(methods, config or [], max_tokens), modes),
             budgets=sorted(set(budget or [])),
             seeds=list(range(seeds)),
             calibrate=min(calibrate, len(data)),

@@ -20,10 +20,16 @@ from pdr.graphs.context import ContextError, context_fields
 METHODS: tuple[str, ...] = ("pdr", "sr", "long_cot")
 # Parameters a configuration may set; the rest of the context is shared by the whole experiment.
 CONFIG_KEYS: dict[str, tuple[str, ...]] = {
-    "pdr": ("schedule", "max_tokens", "kappa", "k", "distill", "scorer", "temperature"),
+    "pdr": ("schedule", "max_tokens", "kappa", "k", "distill", "scorer", "temperature", "inject"),
     "sr": ("rounds", "max_tokens", "kappa", "temperature"),
     "long_cot": ("max_tokens", "temperature"),
 }
+
+
+# Configuration keys that are not run-context fields: the graph's operator and scorer, and the
+# candidate an experiment plants (its text depends on each problem's gold answer).
+NOT_CONTEXT = frozenset({"distill", "scorer", "inject"})
+INJECT_VALUES = ("correct", "incorrect")
 
 
 class EvalError(ValueError):
@@ -61,9 +67,15 @@ class Config:
         value = self.params.get("scorer")
         return None if value is None else str(value)
 
+    @property
+    def inject(self) -> str | None:
+        """The kind of candidate planted among round 1's drafts (correct, incorrect), if any."""
+        value = self.params.get("inject")
+        return None if value is None else str(value)
+
     def context_values(self) -> dict[str, Any]:
-        """The params that are run-context fields (everything but distill and scorer)."""
-        return {k: v for k, v in self.params.items() if k not in {"distill", "scorer"}}
+        """The params that are run-context fields (all but distill, scorer and inject)."""
+        return {k: v for k, v in self.params.items() if k not in NOT_CONTEXT}
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (stored with the experiment)."""
@@ -142,6 +154,10 @@ def parse_config(text: str) -> Config:
 
 def check_config(config: Config, model: str = "scripted-check") -> None:
     """Raise EvalError if the configuration's values do not make a valid run of its method."""
+    if config.inject is not None and config.inject not in INJECT_VALUES:
+        raise EvalError(
+            f"{config.label}: inject must be {' or '.join(INJECT_VALUES)}, got {config.inject!r}"
+        )
     try:
         method_names(config.method, config.distill, config.scorer)
         make_context(config.method, model=model, **config.context_values())

@@ -40,9 +40,10 @@ from typing import Any, Literal
 
 from pdr.evaluation.configs import Config, EvalError, EvalSpec, shared_values
 from pdr.evaluation.grading import grade_answer
+from pdr.evaluation.inject import planted_solution
 from pdr.evaluation.matching import Measurement, Pick, measure, pick_configs
 from pdr.evaluation.problems import Problem
-from pdr.evaluation.report import EvalReport, summarize, to_run_result
+from pdr.evaluation.report import EvalReport, analyses, summarize, to_run_result
 from pdr.graphs.catalog import make_context
 from pdr.graphs.context import RunContext
 from pdr.runner import run_problem
@@ -238,8 +239,13 @@ class Harness:
         await asyncio.gather(*(one(cell) for cell in todo))
 
     def context_for(self, cell: Cell) -> RunContext:
-        """The run context of a cell: shared values, the configuration's, model and seed."""
+        """The run context of a cell: shared values, the configuration's, model and seed.
+
+        A configuration that plants a candidate gets it for this problem's gold answer.
+        """
         values = {**shared_values(cell.config.method, self._shared), **cell.config.context_values()}
+        if cell.config.inject is not None:
+            values["injected_draft"] = planted_solution(cell.problem.answer, cell.config.inject)
         return make_context(cell.config.method, model=self.spec.model, seed=cell.seed, **values)
 
     async def run_cell(self, cell: Cell) -> tuple[bool, bool]:
@@ -288,6 +294,9 @@ class Harness:
             and row.seed in self.spec.seeds
             and row.status in ENDED
         ]
+        drafts, injections = analyses(
+            self.ledger, self.experiment_id, results, runs, self.spec.ladders
+        )
         return EvalReport(
             experiment_id=self.experiment_id,
             name=self.name,
@@ -295,6 +304,8 @@ class Harness:
             measurements=self.measurements(results) if self.spec.budgets else [],
             picks=self.picks(results),
             config=self.spec.as_config(),
+            drafts=drafts,
+            injections=injections,
         )
 
 

@@ -10,42 +10,22 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rich.table import Table
 
 from pdr.evaluation.configs import Config, EvalError
+from pdr.evaluation.drafts import DraftRow, draft_rows
+from pdr.evaluation.inject import InjectionRow, injection_rows
 from pdr.evaluation.matching import Measurement, Pick, measure, pick_configs
+
+# The interval lives in stats (inject uses it too); re-exported for the report's readers.
+from pdr.evaluation.stats import Z_95 as Z_95
+from pdr.evaluation.stats import wilson_interval as wilson_interval
 from pdr.store.ledger import ENDED, FINISHED, Ledger, LedgerError
 from pdr.store.rows import ResultRow
-
-# The normal quantile of a two-sided 95% interval (scipy.stats.norm.ppf(0.975)).
-Z_95 = 1.959963984540054
-
-
-def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
-    """The Wilson score interval of a proportion.
-
-    Args:
-        successes: correct answers.
-        trials: answers graded.
-        z: normal quantile (1.96 for 95%).
-
-    Returns:
-        (low, high); (0.0, 1.0) when there are no trials.
-    """
-    if trials < 0 or not 0 <= successes <= trials:
-        raise ValueError(f"need 0 <= successes <= trials, got {successes} of {trials}")
-    if trials == 0:
-        return 0.0, 1.0
-    p = successes / trials
-    z2 = z * z
-    centre = (p + z2 / (2 * trials)) / (1 + z2 / trials)
-    half = z * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials)) / (1 + z2 / trials)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)
@@ -62,6 +42,7 @@ class RunResult:
     b_tot: int
     wall_s: float
     calls: int
+    b_tot_per_draft: int | None = None
 
 
 @dataclass(frozen=True)
@@ -79,9 +60,11 @@ class ReportRow:
         ci_low: lower end of the 95% Wilson interval.
         ci_high: upper end of the 95% Wilson interval.
         b_seq: mean achieved B_seq (tokens on the critical path).
-        b_tot: mean achieved B_tot (all tokens).
+        b_tot: mean achieved B_tot, billed (an n-sample call's prompt counted once).
         wall_s: mean wall time of a run in seconds.
         calls: mean model calls (attempts) per run.
+        b_tot_per_draft: mean B_tot with that prompt counted once per draft (equal to b_tot
+            unless drafts were batched).
     """
 
     method: str
@@ -97,6 +80,7 @@ class ReportRow:
     b_tot: float
     wall_s: float
     calls: float
+    b_tot_per_draft: float | None = None
 
 
 def summarize(
@@ -130,6 +114,11 @@ def summarize(
                 b_tot=sum(run.b_tot for run in runs) / n,
                 wall_s=sum(run.wall_s for run in runs) / n,
                 calls=sum(run.calls for run in runs) / n,
+                b_tot_per_draft=sum(
+                    run.b_tot if run.b_tot_per_draft is None else run.b_tot_per_draft
+                    for run in runs
+                )
+                / n,
             )
         )
 
@@ -153,7 +142,8 @@ HEADERS = (
     "accuracy",
     "95% CI",
     "B_seq",
-    "B_tot",
+    "B_tot billed",
+    "B_tot per draft",
     "wall s",
     "calls",
 )
@@ -170,9 +160,21 @@ def _cells(row: ReportRow) -> list[str]:
         f"{100 * row.ci_low:.1f}-{100 * row.ci_high:.1f}%",
         f"{row.b_seq:,.0f}",
         f"{row.b_tot:,.0f}",
+        f"{row.b_tot if row.b_tot_per_draft is None else row.b_tot_per_draft:,.0f}",
         f"{row.wall_s:.1f}",
         f"{row.calls:.1f}",
     ]
+
+
+# What the budget columns count, printed under every results table.
+BUDGET_NOTE = (
+    "Budgets are means of what the runs spent. B_seq: tokens on the critical path (per round, the "
+    "longest draft, then the longest verification, the summary, the refine call; an n-sample "
+    "call costs its prompt plus its longest sample). B_tot billed: every token of every call, "
+    "failed attempts included, a prompt shared by n batched drafts counted once (what a "
+    "provider bills). B_tot per draft: that prompt counted once per draft, as if each draft "
+    "were its own call; it equals B_tot billed unless drafts were batched."
+)
 
 
 def markdown_table(rows: Sequence[ReportRow]) -> str:
@@ -216,8 +218,8 @@ class EvalReport:
     measurements: list[Measurement]
     picks: list[Pick]
     config: dict[str, Any]
-
-
+    drafts: list[DraftRow] = field(default_factory=list)
+    injections: list[InjectionRow] = field(default_factory=list)
 
 
 def matching_markdown(report: EvalReport) -> str:
@@ -243,8 +245,6 @@ def matching_markdown(report: EvalReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-
-
 def to_run_result(row: ResultRow) -> RunResult:
     """A ledger result as the report sees it (a failed run is a wrong answer)."""
     return RunResult(
@@ -258,7 +258,22 @@ def to_run_result(row: ResultRow) -> RunResult:
         b_tot=row.b_tot or 0,
         wall_s=row.wall_s or 0.0,
         calls=row.calls,
+        b_tot_per_draft=row.b_tot_per_draft,
     )
+
+
+def analyses(
+    ledger: Ledger,
+    experiment_id: int,
+    results: Sequence[ResultRow],
+    runs: Sequence[RunResult],
+    ladders: Sequence[Config],
+) -> tuple[list[DraftRow], list[InjectionRow]]:
+    """The draft analysis and the injection table of the reported runs."""
+    reported = {(run.label, run.item_id, run.seed) for run in runs}
+    chosen = [row for row in results if (row.label, row.item_id, row.seed) in reported]
+    drafts = draft_rows(chosen, ledger.call_outputs(experiment_id), ladders)
+    return drafts, injection_rows([(run.label, run.correct) for run in runs], ladders)
 
 
 def stored_report(ledger: Ledger, experiment: str | int) -> EvalReport:
@@ -291,7 +306,10 @@ def stored_report(ledger: Ledger, experiment: str | int) -> EvalReport:
         if row.label in chosen and row.seed in seeds and row.status in ENDED
     ]
     name = str(experiment) if not str(experiment).isdigit() else f"experiment {experiment_id}"
-    return EvalReport(experiment_id, name, summarize(runs), measurements, picks, config)
+    drafts, injections = analyses(ledger, experiment_id, results, runs, ladders)
+    return EvalReport(
+        experiment_id, name, summarize(runs), measurements, picks, config, drafts, injections
+    )
 
 
 def _experiment_id(ledger: Ledger, experiment: str | int) -> int:
