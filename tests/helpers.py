@@ -34,3 +34,23 @@ def roles(calls: list[dict[str, Any]]) -> Counter[str]:
 
 def config(thread: str = "t1") -> dict[str, Any]:
     return {"configurable": {"thread_id": thread}}
+
+
+async def final_and_events(
+    graph: CompiledStateGraph[Any, Any, Any, Any],
+    problem: str,
+    context: Any,
+    thread: str | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Stream one run: its final state and the custom events it emitted, in order."""
+    events: list[dict[str, Any]] = []
+    final: dict[str, Any] = {}
+    run_config = config(thread) if thread is not None else None
+    async for mode, chunk in graph.astream(
+        {"problem": problem}, run_config, context=context, stream_mode=["custom", "values"]
+    ):
+        if mode == "custom":
+            events.append(chunk)
+        else:
+            final = chunk
+    return final, events

@@ -13,8 +13,8 @@ Faults are injected per request by ``fault(served) -> Fault | None``: an HTTP er
 headers (429 with ``Retry-After``), a raw body (malformed JSON, no choices), a hang, a reply text
 (escape sequences), or the death of the client process (``SIGKILL`` on arrival, or a given delay
 after the reply was written), so tests can stop pdr at exact points of a run. Each request is
-also labelled with the step that sent it (role from the system prompt, round and branch from the
-per-call seed), so a test can tell which calls were made twice.
+also labelled with the step that sent it (role from the system prompt, round and branch found by
+recomputing the per-call seed for its messages), so a test can tell which calls were made twice.
 """
 
 from __future__ import annotations
@@ -186,7 +186,14 @@ class FakeOpenAIServer:
 
     def log(self, body: dict[str, Any]) -> Served:
         """Record a request as it arrives, labelled with its step."""
-        round_, index = decode_seed(body.get("seed"))
+        sent = [
+            {
+                "role": "system" if m.get("role") == "developer" else m.get("role"),
+                "content": m.get("content"),
+            }
+            for m in body.get("messages") or []
+        ]
+        round_, index = decode_seed(body.get("seed"), sent)  # type: ignore[arg-type]
         served = Served(body=body, arrived=time.monotonic())
         served.role, served.round, served.index = request_role(body), round_, index
         with self._lock:

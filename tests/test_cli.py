@@ -69,15 +69,18 @@ def test_run_shows_rounds_and_drafts_then_answer_and_budgets(
     assert wall is not None
     assert lines[0] == "round 1/3 started: 3 drafts"
     # Drafts of a round finish in any order.
+    # (The scripted drafts disagree: round 1 answers 391, 400, 391; round 2 400, 391.)
     assert sorted(lines[1:4]) == [
-        f"  draft 1.{i} finished: {in_1} in + {out} out tokens, answer 391" for i in range(3)
+        f"  draft 1.{i} finished: {in_1} in + {out} out tokens, answer {answer}"
+        for i, answer in enumerate(("391", "400", "391"))
     ]
     assert lines[4:6] == [
         "  workspace written after round 1: 12 tokens",
         "round 2/3 started: 2 drafts",
     ]
     assert sorted(lines[6:8]) == [
-        f"  draft 2.{i} finished: {in_2} in + {out} out tokens, answer 391" for i in range(2)
+        f"  draft 2.{i} finished: {in_2} in + {out} out tokens, answer {answer}"
+        for i, answer in enumerate(("400", "391"))
     ]
     assert lines[8:] == [
         "  workspace written after round 2: 12 tokens",

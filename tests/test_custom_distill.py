@@ -19,7 +19,6 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.runtime import Runtime
 
-from pdr.budget import budgets
 from pdr.calls import call_model
 from pdr.graphs.context import PDRContext
 from pdr.graphs.pdr import build_pdr
@@ -27,6 +26,7 @@ from pdr.graphs.state import InputState, State
 from pdr.models import register_model, unregister_model
 from pdr.nodes.distill import round_drafts, summary_messages
 from pdr.nodes.routing import allowance
+from pdr.prompts.distill import ELISION
 from tests.scripted import Call, Script, ScriptedChatModel, words
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,8 +120,18 @@ async def test_majority_summary_runs_bounded_and_recorded(
     seen = [call for call in scripted.calls if call.role == "distill"]
     assert [c["output_tokens"] for c in distill_calls] == [150, 150]
     assert [c["input_tokens"] for c in distill_calls] == [words(call.prompt) for call in seen]
-    assert final["b_tot"] == budgets(final["calls"]).b_tot
-    assert final["b_seq"] == budgets(final["calls"]).b_seq
+    # By hand: every call costs the words of its prompt plus its reply (drafts 12 words, summaries
+    # 150, the refine step's default 8); a round's drafts share one prompt.
+    prompt = {(c.role, c.round): words(c.prompt) for c in [*scripted.calls, *refiner.calls]}
+    b_seq = (
+        (prompt["draft", 1] + 12)
+        + (prompt["distill", 1] + 150)
+        + (prompt["draft", 2] + 12)
+        + (prompt["distill", 2] + 150)
+        + (prompt["refine", 3] + 8)
+    )
+    assert final["b_seq"] == b_seq
+    assert final["b_tot"] == b_seq + 4 * (prompt["draft", 1] + 12) + 2 * (prompt["draft", 2] + 12)
 
     # The summary prompt of round 1 shows only the three drafts that answered 391.
     assert seen[0].prompt.count("Answer: 391") == 3
@@ -140,18 +150,27 @@ async def test_longest_draft_makes_no_call_and_is_bounded(
     scripted: ScriptedChatModel, refiner: CharTokenizerModel
 ) -> None:
     kappa = 24
-    # Draft i of a round writes 20 + 10 i words: the longest is the last one.
-    scripted.script = Script(reply_tokens=lambda call: 20 + 10 * call.index)
+    # Draft i of a round writes 20 + 10 i words: the longest is the last one. Every prompt of
+    # round r is reported as 100 + r tokens.
+    scripted.script = Script(
+        reply_tokens=lambda call: 20 + 10 * call.index,
+        usage=lambda call, text: (100 + call.round, words(text)),
+    )
+    refiner.script = scripted.script  # the refine model (its own tokenizer) reports the same way
     context = PDRContext(
         model="scripted", refine_model="scripted-refiner", schedule=[3, 2, 1], kappa=kappa
     )
     final, workspaces = await run(longest_draft, context)
 
     assert Counter(c["role"] for c in final["calls"]) == {"draft": 5, "refine": 1}
-    assert final["b_tot"] == budgets(final["calls"]).b_tot
+    # drafts 101+20, 101+30, 101+40 | drafts 102+20, 102+30 | refine 103+20
+    assert final["b_seq"] == 141 + 132 + 123
+    assert final["b_tot"] == (121 + 131 + 141) + (122 + 132) + 123
     longest_round_1 = " ".join(["step"] * 38 + ["Answer:", "391"])  # draft 2: 40 words
     [[workspace_1], [workspace_2]] = workspaces
-    assert longest_round_1.endswith(workspace_1)
+    # Cut to kappa: its end (the answer) kept, the cut marked.
+    assert workspace_1.startswith(ELISION)
+    assert longest_round_1.endswith(workspace_1.removeprefix(ELISION))
     assert workspace_1.endswith("Answer: 391")
     for workspace in (workspace_1, workspace_2):
         assert kappa - 6 <= refiner.get_num_tokens(workspace) <= kappa

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from pdr.cli.evaluate import register
 from pdr.evaluation.datasets import load_dataset
+from pdr.evaluation.report import BUDGET_NOTE
 from pdr.models import register_model, unregister_model
 from pdr.store.ledger import Ledger
 from tests.scripted import Call, Script, ScriptedChatModel
@@ -99,11 +100,17 @@ def test_eval_writes_tables_and_figures_then_resumes_with_no_calls(
         ["| long_cot", "2", "max_tokens=32", "3", "100.0%", "43.9-100.0%", "42"],
         ["| sr", "1", "kappa=8 max_tokens=8 rounds=2", "3", "100.0%", "43.9-100.0%", "36"],
     ]
-    assert table[5:8] == ["", "Budget matching (calibration runs):", ""]
-    assert table[10:] == [
+    assert table[5:10] == ["", BUDGET_NOTE, "", "Budget matching (calibration runs):", ""]
+    assert table[12:15] == [
         "| long_cot | max_tokens=8 | 1 | 18 | 20 |",
         "| long_cot | max_tokens=32 | 1 | 42 | 40 |",
         "| sr | kappa=8 max_tokens=8 rounds=2 | 1 | 36 | 20, 40 |",
+    ]
+    # Every draft gives the gold answer here; long CoT at SR's cap (8) is the check beside it.
+    assert table[15:18] == ["", "Round-1 drafts and the final answer:", ""]
+    assert table[20:] == [
+        "| sr | kappa=8 max_tokens=8 rounds=2 | 3 | 3 | 100.0% | 100.0% | 100.0% | 100.0% "
+        "| 100.0% | 0 | 0 |"
     ]
 
     again = runner.invoke(app, args)

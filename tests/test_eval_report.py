@@ -75,8 +75,9 @@ def run(
 
 RUNS = [
     # PDR at two levels; the higher-B_seq one is listed first to check the level order.
-    run("pdr", "pdr big", 0, True, 900, 2000, wall_s=3.0, calls=6),
-    run("pdr", "pdr big", 1, True, 1100, 2200, wall_s=5.0, calls=6),
+    # "pdr big" batched its drafts: 4 drafts read a 100-token prompt once (billed) or 4 times.
+    run("pdr", "pdr big", 0, True, 900, 2000, wall_s=3.0, calls=6, b_tot_per_draft=2300),
+    run("pdr", "pdr big", 1, True, 1100, 2200, wall_s=5.0, calls=6, b_tot_per_draft=2500),
     run("pdr", "pdr small", 0, True, 400, 800, wall_s=1.5, calls=4),
     run("pdr", "pdr small", 1, False, 500, 900, wall_s=2.5, calls=4),
     run("long_cot", "lc", 0, False, 300, 300),
@@ -89,9 +90,9 @@ def test_summarize_computes_exact_means_and_orders_levels() -> None:
     rows = summarize(RUNS)
     # Everything but the interval is exact; the interval matches the hand formula to 1e-12.
     assert [replace(row, ci_low=0.0, ci_high=0.0) for row in rows] == [
-        ReportRow("long_cot", 1, "lc", 3, 1, 1, 1 / 3, 0.0, 0.0, 200.0, 200.0, 1.0, 5 / 3),
-        ReportRow("pdr", 1, "pdr small", 2, 1, 0, 0.5, 0.0, 0.0, 450.0, 850.0, 2.0, 4.0),
-        ReportRow("pdr", 2, "pdr big", 2, 2, 0, 1.0, 0.0, 0.0, 1000.0, 2100.0, 4.0, 6.0),
+        ReportRow("long_cot", 1, "lc", 3, 1, 1, 1 / 3, 0.0, 0.0, 200.0, 200.0, 1.0, 5 / 3, 200.0),
+        ReportRow("pdr", 1, "pdr small", 2, 1, 0, 0.5, 0.0, 0.0, 450.0, 850.0, 2.0, 4.0, 850.0),
+        ReportRow("pdr", 2, "pdr big", 2, 2, 0, 1.0, 0.0, 0.0, 1000.0, 2100.0, 4.0, 6.0, 2400.0),
     ]
     intervals = [(row.ci_low, row.ci_high) for row in rows]
     expected = [hand_wilson(1, 3), hand_wilson(1, 2), hand_wilson(2, 2)]
@@ -103,17 +104,20 @@ def test_tables() -> None:
     rows = summarize(RUNS)
     table = markdown_table(rows).splitlines()
     assert table[0] == (
-        "| method | level | configuration | n | accuracy | 95% CI | B_seq | B_tot | wall s "
-        "| calls |"
+        "| method | level | configuration | n | accuracy | 95% CI | B_seq | B_tot billed "
+        "| B_tot per draft | wall s | calls |"
     )
     assert (
         table[2]
-        == "| long_cot | 1 | lc | 3 (1 failed) | 33.3% | 6.1-79.2% | 200 | 200 | 1.0 | 1.7 |"
+        == "| long_cot | 1 | lc | 3 (1 failed) | 33.3% | 6.1-79.2% | 200 | 200 | 200 | 1.0 | 1.7 |"
     )
-    assert table[4] == ("| pdr | 2 | big | 2 | 100.0% | 34.2-100.0% | 1,000 | 2,100 | 4.0 | 6.0 |")
+    assert table[4] == (
+        "| pdr | 2 | big | 2 | 100.0% | 34.2-100.0% | 1,000 | 2,100 | 2,400 | 4.0 | 6.0 |"
+    )
     lines = csv_text(rows).splitlines()
     assert lines[0] == (
-        "method,level,label,n,correct,failed,accuracy,ci_low,ci_high,b_seq,b_tot,wall_s,calls"
+        "method,level,label,n,correct,failed,accuracy,ci_low,ci_high,b_seq,b_tot,wall_s,calls,"
+        "b_tot_per_draft"
     )
     assert lines[3].startswith("pdr,2,pdr big,2,2,0,1.0,")
 

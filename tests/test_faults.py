@@ -175,9 +175,14 @@ def test_a_server_that_keeps_sending_garbage_fails_in_one_clear_line(
         )
     assert result.exit_code == 1
     [line] = result.output.splitlines()
+    # Each reply came back from the server, so each attempt costs its prompt (56 tokens by the
+    # backend's stand-in tokenizer): the request reached the model.
+    long_cot = make_context("long_cot", model=server.spec())
+    prompt = count_pieces("\n".join(m["content"] for m in long_cot_messages(PROBLEM, long_cot)))
+    assert prompt == 56
     assert line.startswith(
-        f"Error: run g failed after 2 calls (0 tokens): long_cot 1.0: long_cot call failed: "
-        f"model '{server.spec()}': {said}"
+        f"Error: run g failed after 2 calls ({2 * prompt} tokens): long_cot 1.0: long_cot call "
+        f"failed: model '{server.spec()}': {said}"
     )
     assert line.endswith("; continue it with: pdr resume g")
     assert "list index out of range" not in line

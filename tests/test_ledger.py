@@ -193,9 +193,13 @@ def test_experiments_results_and_completed_items(tmp_path: Path) -> None:
         "cached_tokens": 10,
         "samples": 1,
         "sample_output_tokens": None,
+        "sample_output_estimated": False,
         "latency_s": 0.25,
         "estimated": False,
         "error": None,
+        "reached_model": None,
+        "texts": ["p restated: Answer: 5\n2 + 2 = 4\nAnswer: 4"],
+        "injected": False,
     }
     for thread, item, status in (("a", "q1", "done"), ("b", "q2", "failed"), ("c", "q1", "done")):
         ledger.start_run(
@@ -247,13 +251,15 @@ def test_experiments_results_and_completed_items(tmp_path: Path) -> None:
         {**record, "truncated": False, "repeat": False},
         {**record, "truncated": False, "repeat": True},
     ]
+    # Each call's text is kept with the answer extracted from it: the last one it commits to.
+    outputs = ledger.call_outputs(experiment, role="long_cot")
+    assert sorted(outputs) == ["a", "c"]  # the runs the experiment's results point at
+    assert [(o.texts, o.answers) for o in outputs["a"]] == [(record["texts"], ["4"])] * 2
     assert ledger.get_run(stored.id) == stored  # by numeric id too
     with pytest.raises(LedgerError, match="thread 'a' is already in the ledger"):
         ledger.start_run(thread_id="a", graph="pdr", context={}, problem="p")
     with pytest.raises(LedgerError, match="no run with thread id 'zz'"):
-        ledger.finish_run(
-            "zz", answer=None, final_text=None, wall_s=0, status="done"
-        )
+        ledger.finish_run("zz", answer=None, final_text=None, wall_s=0, status="done")
     ledger.close()
 
 

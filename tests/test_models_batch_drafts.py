@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pdr.budget import budgets, critical_tokens
+from pdr.budget import critical_tokens
 from pdr.graphs.context import PDRContext
 from pdr.graphs.pdr import build_pdr
 from pdr.models import register_model, unregister_model
@@ -56,9 +56,12 @@ async def test_one_request_per_round_with_usage_counted_once(engine: VLLMEngineB
         assert critical_tokens(record) == record["input_tokens"] + max(
             record["sample_output_tokens"]
         )
-    assert out["b_tot"] == budgets(out["calls"]).b_tot
-    by_stage = sum(critical_tokens(c) for c in out["calls"])  # one call per stage here
-    assert out["b_seq"] == budgets(out["calls"]).b_seq == by_stage
+    assert out["b_tot"] == sum(c["input_tokens"] + c["output_tokens"] for c in out["calls"])
+    # One call per stage here: each adds its prompt plus its longest sample (14, then 11).
+    assert out["b_seq"] == sum(
+        c["input_tokens"] + max(c["sample_output_tokens"] or [c["output_tokens"]])
+        for c in out["calls"]
+    )
     assert out["answer"] == "391"
 
 
@@ -79,11 +82,13 @@ async def test_backends_without_n_fall_back_to_single_calls(scripted: ScriptedCh
     out = await graph.ainvoke(PROBLEM, context=PDRContext(model="scripted", schedule=[3, 1]))
     drafts = [c for c in out["calls"] if c["role"] == "draft"]
     assert sorted((c["index"], c["samples"]) for c in drafts) == [(0, 1), (1, 1), (2, 1)]
-    assert sorted(call.seed for call in scripted.calls if call.role == "draft") == [
-        1000,
-        1001,
-        1002,
+    # each single call has its own draft's seed (round 1, index 0..2)
+    assert sorted((c.round, c.index) for c in scripted.calls if c.role == "draft") == [
+        (1, 0),
+        (1, 1),
+        (1, 2),
     ]
+    assert len({call.seed for call in scripted.calls}) == len(scripted.calls)
 
 
 async def test_a_server_that_ignores_n_gets_the_missing_drafts_singly() -> None:

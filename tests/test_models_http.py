@@ -145,7 +145,11 @@ async def test_openai_n_samples_count_usage_once(monkeypatch: pytest.MonkeyPatch
     assert record["reasoning_tokens"] == 1920
     assert record["cached_tokens"] == 32
     assert budgets(result.records).b_tot == 2140  # not 3 x 2140
-    assert critical_tokens(record) == 2140  # no per-sample split reported: whole output
+    # OpenAI reports only the total output: each sample's share is its tokenizer count (3 pieces
+    # each here) scaled to the total, so the critical path is the prompt plus one sample.
+    assert record["sample_output_tokens"] == [700, 700, 700]
+    assert record["sample_output_estimated"] is True
+    assert critical_tokens(record) == 40 + 700
     assert server.requests[0]["n"] == 3
     assert len(server.requests) == 1
 
@@ -198,8 +202,12 @@ async def test_transient_failures_are_retried_and_recorded(monkeypatch: pytest.M
     finally:
         unregister_model("openai-flaky")
     assert [r["attempt"] for r in result.records] == [0, 1]
-    assert result.records[0]["error"] is not None and "503" in result.records[0]["error"]
-    assert budgets(result.records).b_tot == 13
+    failed = result.records[0]
+    assert failed["error"] is not None and "503" in failed["error"]
+    # The 503 came after the request was sent: its prompt counts, by the tokenizer (11 pieces).
+    assert (failed["reached_model"], failed["estimated"]) == (True, True)
+    assert (failed["input_tokens"], failed["output_tokens"]) == (11, 0)
+    assert budgets(result.records).b_tot == 11 + 13
 
 
 async def _no_sleep(seconds: float) -> None:
