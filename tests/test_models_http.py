@@ -431,3 +431,41 @@ def test_sequential_budget_of_n_sample_calls_counts_prompt_once() -> None:
     }
     assert budgets([record]).b_seq == 130
     assert budgets([record]).b_tot == 160
+
+
+@pytest.mark.parametrize(
+    ("n", "output", "samples", "b_seq"),
+    [(1, 5, None, 11 + 5), (2, 17, [5, 12], 11 + 12)],
+)
+async def test_a_server_reply_without_usage_is_counted_and_marked_estimated(
+    n: int, output: int, samples: list[int] | None, b_seq: int
+) -> None:
+    """A server that sends no ``usage`` (some omit it): the offline count, marked estimated.
+
+    Pieces counted: "Solve the proble m ." and "What is 17 * 23 ?" are 11; "Answer : 391" with
+    "think a" is 5; "So 17 * 23 = 391 . Answer : 391" with "think b" is 12.
+    """
+    texts = ["Answer: 391", "So 17 * 23 = 391. Answer: 391"][:n]
+    reply = vllm_completion(texts, ["think a", "think b"][:n], 0, 0)
+    del reply["usage"]
+    client = httpx.AsyncClient(transport=httpx.MockTransport(Recorder(reply)))
+    url = "http://gpu-box:8000/v1"
+    register_model(
+        "no-usage", OpenAICompatibleBackend(f"vllm:m@{url}", "m", url, http_async_client=client)
+    )
+    try:
+        result = await call_model(
+            RunContext(model="no-usage"),
+            role="draft",
+            round_=1,
+            index=0,
+            messages=MESSAGES,
+            options=SamplingOptions(max_tokens=300, temperature=0.6, n=n),
+        )
+    finally:
+        unregister_model("no-usage")
+    (record,) = result.records
+    assert record["estimated"] is True
+    assert (record["input_tokens"], record["output_tokens"]) == (11, output)
+    assert record.get("sample_output_tokens") == samples
+    assert budgets(result.records) == (b_seq, 11 + output)
