@@ -21,6 +21,7 @@ from pdr.nodes.distill import Distiller, random_k, summary, topk, topk_per_sampl
 from pdr.prompts import distill as distill_prompts
 from pdr.prompts import draft as draft_prompts
 from pdr.prompts import refine as refine_prompts
+from pdr.prompts import verify as verify_prompts
 from pdr.prompts.distill import ELISION
 from tests.helpers import final_and_events
 from tests.scripted import Call, Script, ScriptedChatModel, words
@@ -149,24 +150,43 @@ async def test_random_k_picks_are_seeded(scripted: ScriptedChatModel) -> None:
     assert await picks(4) != first
 
 
+def long_drafts(call: Call) -> str:
+    """Drafts of 20 words; "Score: 7" from verify, "notes" from the summary and refine."""
+    if call.role == "draft":
+        return " ".join(f"d{call.index}w{k}" for k in range(18)) + " Answer: 391"
+    return "Score: 7" if call.role == "verify" else "notes"
+
+
+def shown_excerpt(index: int) -> str:
+    """Draft ``index`` within 4 tokens (12 for 3 drafts): the mark and its last 3 words."""
+    excerpt = f"{ELISION}d{index}w17 Answer: 391"
+    assert words(excerpt) == 4
+    return excerpt
+
+
 async def test_summary_prompt_shows_drafts_within_distill_input_tokens(
     scripted: ScriptedChatModel,
 ) -> None:
-    # Drafts of 20 words; 12 tokens for all three in the summary prompt: 4 words each.
-    scripted.script = Script(
-        text=lambda call: (
-            " ".join(f"d{call.index}w{k}" for k in range(18)) + " Answer: 391"
-            if call.role == "draft"
-            else "notes"
-        )
-    )
+    scripted.script = Script(text=long_drafts)
     await run(summary, PDRContext(model="scripted", schedule=[3, 1], distill_input_tokens=12))
     shown = prompts_of(scripted, "distill", 1)[0]
     for index in range(3):
-        excerpt = f"{ELISION}d{index}w17 Answer: 391"
+        excerpt = shown_excerpt(index)
         assert distill_prompts.DRAFT_IN_SUMMARY.format(number=index + 1, text=excerpt) in shown
         assert f"d{index}w16" not in shown
-        assert words(excerpt) == 4
+
+
+async def test_verify_prompts_show_drafts_within_distill_input_tokens(
+    scripted: ScriptedChatModel,
+) -> None:
+    scripted.script = Script(text=long_drafts)
+    context = PDRContext(model="scripted", schedule=[3, 1], k=2, distill_input_tokens=12)
+    await run(topk("verify"), context)
+    assert prompts_of(scripted, "verify", 1) == {
+        index: f"{verify_prompts.SYSTEM}\n"
+        + verify_prompts.VERIFY.format(problem=PROBLEM, draft=shown_excerpt(index))
+        for index in range(3)
+    }
 
 
 def fixed_usage(call: Call, text: str) -> tuple[int, int]:
