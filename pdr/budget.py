@@ -59,6 +59,8 @@ class CallRecord(TypedDict):
         texts: what the call wrote, one text per sample (None for a failed attempt).
         injected: True for a candidate planted among the drafts by an experiment (no model
             call, 0 tokens).
+        replica: the base URL (password redacted) of the replica that served the call, when the
+            model spec names several (``vllm:MODEL@URL1,URL2``).
     """
 
     role: Role
@@ -82,6 +84,7 @@ class CallRecord(TypedDict):
     reached_model: NotRequired[bool | None]
     texts: NotRequired[list[str] | None]
     injected: NotRequired[bool]
+    replica: NotRequired[str]
 
 
 def call_tokens(record: CallRecord) -> int:

@@ -22,7 +22,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -35,13 +34,16 @@ from pdr.events import ACKNOWLEDGED
 from pdr.graphs.catalog import build_graph, check_fits, check_models, context_type, method_names
 from pdr.graphs.context import ContextError, RunContext
 from pdr.recorder import LeaseLostError, Recorder
-from pdr.settings import checkpoints_path
+from pdr.settings import checkpoints_location
 from pdr.signals import until_signal
 from pdr.store.checkpoints import (
     CheckpointError,
-    check_checkpoint_file,
+    Location,
+    check_checkpoints,
+    describe,
     open_async_graph,
-    resume_file,
+    resume_location,
+    stored_form,
 )
 from pdr.store.ledger import FINISHED, Ledger, LedgerError, Status
 from pdr.stored_context import redacted, stored_context
@@ -142,7 +144,7 @@ async def _execute(
     payload: dict[str, Any] | None,
     context: RunContext,
     recorder: Recorder,
-    checkpoints: Path,
+    checkpoints: Location,
     on_event: EventHandler | None,
     gold: str | None,
     grade: Grader | None,
@@ -225,7 +227,7 @@ async def run_problem(
     scorer: str | None = None,
     thread_id: str | None = None,
     ledger: Ledger | None = None,
-    checkpoints: str | Path | None = None,
+    checkpoints: Location | None = None,
     on_event: EventHandler | None = None,
     gold: str | None = None,
     grade: Grader | None = None,
@@ -244,7 +246,8 @@ async def run_problem(
             operators that rank no drafts.
         thread_id: the LangGraph thread and ledger key (a fresh uuid when None).
         ledger: where the run, its calls and workspaces are written (nothing when None).
-        checkpoints: the checkpoint SQLite file (None: ``PDR_CHECKPOINTS`` or the data dir).
+        checkpoints: the checkpoint SQLite file or ``postgresql://`` URL (None:
+            ``PDR_CHECKPOINTS`` or the data dir's file).
         on_event: receives each event of the graph's custom stream (``pdr.events``).
         gold: the reference answer, stored with the run and given to ``grade``.
         grade: ``grade(answer, gold) -> bool``; its verdict is stored with the run.
@@ -260,7 +263,8 @@ async def run_problem(
         ContextError: a parameter (graph, distill, scorer, context, model, a problem too large for
             the model) cannot be used; raised before any model call and before anything is
             written.
-        CheckpointError: the checkpoint file cannot be used (before anything is written).
+        CheckpointError: the checkpoint file or database cannot be used (before anything is
+            written).
         LeaseHeldError: another live process executes this thread.
     """
     if not isinstance(problem, str) or not problem.strip():
@@ -275,8 +279,8 @@ async def run_problem(
     builder = build_graph(graph, distill, scorer)
     check_models(context)
     await asyncio.to_thread(check_fits, graph, context, problem)
-    where = checkpoints_path(checkpoints)
-    check_checkpoint_file(where)
+    where = checkpoints_location(checkpoints)
+    await asyncio.to_thread(check_checkpoints, where)
     thread_id = thread_id or uuid.uuid4().hex
     recorder = Recorder(thread_id, ledger, [])
     if ledger is not None:
@@ -294,7 +298,7 @@ async def run_problem(
                 seed=context.seed,
                 distill=distill,
                 scorer=scorer,
-                checkpoints=str(where.expanduser().resolve()),
+                checkpoints=stored_form(where),
             )
         return await _execute(
             builder=builder,
@@ -315,7 +319,7 @@ async def resume_problem(
     thread_id: str,
     *,
     ledger: Ledger | None = None,
-    checkpoints: str | Path | None = None,
+    checkpoints: Location | None = None,
     on_event: EventHandler | None = None,
     grade: Grader | None = None,
     restart: bool = False,
@@ -356,18 +360,20 @@ async def resume_problem(
         context = stored_context(stored)
         builder = build_graph(stored.graph, stored.distill, stored.scorer)
         check_models(context)
-        where = resume_file(stored.checkpoints, checkpoints, thread_id, restart)
+        where = await asyncio.to_thread(
+            resume_location, stored.checkpoints, checkpoints, thread_id, restart
+        )
         ledger.close_unfinished_calls(thread_id, DIED_NOTE)
         async with open_async_graph(builder, where) as app:
             snapshot = await app.aget_state({"configurable": {"thread_id": thread_id}})
         saved = bool(snapshot.values) or bool(snapshot.next)
         if not saved and not restart and stored.calls:
             raise CheckpointError(
-                f"the checkpoint file {where} has no checkpoint of run {thread_id} (missing, "
+                f"{describe(where)} has no checkpoint of run {thread_id} (missing, "
                 f"emptied or replaced?); restore the file, or start the run over with --restart "
                 f"(its {stored.calls} recorded calls stay in the ledger)"
             )
-        ledger.reopen_run(thread_id, checkpoints=str(where.resolve()))
+        ledger.reopen_run(thread_id, checkpoints=stored_form(where))
         recorder.records = list(stored.call_records)
         return await _execute(
             builder=builder,

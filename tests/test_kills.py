@@ -8,7 +8,8 @@ reply is on the wire, the client may or may not have read it), over drafts, veri
 distillation and refinement. After each kill the run is resumed, and the server's own request log
 is compared with the ledger: a call the server answered twice must be marked ``repeat`` in the
 ledger (where the ledger holds it), and the run's stored B_seq and B_tot must equal the sums over
-its ledger rows.
+its ledger rows. Every kill point is tried with the ledger and checkpoints in SQLite files and in
+a real PostgreSQL database (the ``store`` fixture).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 from pdr import calls
 from pdr.store.ledger import Ledger
 from tests import forked
+from tests.conftest import Store
 from tests.openai_server import FakeOpenAIServer, Fault, Served
 
 PROBLEM = "What is 17 * 23?"
@@ -70,10 +72,10 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.mark.slow
 @pytest.mark.parametrize("point", KILL_POINTS, ids=lambda p: f"{p.method}-{p.number}-{p.when}")
 def test_a_killed_run_resumes_without_repeating_unmarked_calls(
-    point: KillPoint, tmp_path: Path, no_backoff: None
+    point: KillPoint, store: Store, tmp_path: Path, no_backoff: None
 ) -> None:
     options, total = METHODS[point.method]
-    files = ["--db", str(tmp_path / "ledger.sqlite"), "--checkpoints", str(tmp_path / "cp.sqlite")]
+    files = store.args
     with FakeOpenAIServer(fault=point.fault) as server:
         # Drafts of a round finish in a fixed order, so the k-th request is the same call each time.
         server.latency = lambda served: 0.01 * served.index
@@ -90,7 +92,7 @@ def test_a_killed_run_resumes_without_repeating_unmarked_calls(
         assert "Answer: 391" in resumed.out
         answered = server.completed()
 
-    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger = Ledger(store.ledger)
     run = ledger.get_run("k")
     ledger.close()
     assert run is not None and run.status == "done"

@@ -3,7 +3,9 @@
 The model is the OpenAI-compatible server on loopback (tests/openai_server.py, a double for a
 paid API). A run fails at its refine call (the server's reply is not JSON), leaving 4 calls in
 the ledger and its checkpoints in a file; then the file is deleted, emptied, replaced by another
-run's checkpoints, or another file is named, and the resume must stop before any call.
+run's checkpoints, or another file is named, and the resume must stop before any call. The same
+holds with the checkpoints in a real PostgreSQL database: LangGraph's tables dropped, emptied, or
+holding only another run's checkpoints, or another location named.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from typer.testing import CliRunner
 
 from pdr import calls
 from pdr.cli import app
+from pdr.store.checkpoints import stored_form
 from pdr.store.ledger import Ledger
+from tests.conftest import Store, sqlite_store
 from tests.openai_server import FakeOpenAIServer, Fault, Served
 
 PROBLEM = "What is 17 * 23?"
@@ -34,75 +39,103 @@ def fail_refine(served: Served) -> Fault | None:
     return Fault(body=NOT_JSON) if served.role == "refine" else None
 
 
-def failed_run(server: FakeOpenAIServer, tmp_path: Path, thread: str = "r") -> list[str]:
-    db, cp = str(tmp_path / "ledger.sqlite"), str(tmp_path / "cp.sqlite")
+def failed_run(server: FakeOpenAIServer, store: Store, thread: str = "r") -> list[str]:
     args = ["run", PROBLEM, "--model", server.spec(), "--schedule", "2,1", "--max-retries", "0"]
-    result = CliRunner().invoke(
-        app, [*args, "--thread-id", thread, "-q", "--db", db, "--checkpoints", cp]
-    )
+    result = CliRunner().invoke(app, [*args, "--thread-id", thread, "-q", *store.args])
     assert result.exit_code == 1, result.output
-    return ["--db", db]
+    return ["--db", store.ledger]
 
 
-def delete(path: Path, tmp_path: Path, server: FakeOpenAIServer) -> list[str]:
+LANGGRAPH_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes", "checkpoint_migrations")
+
+
+def on_postgres(store: Store, statement: str) -> None:
+    with psycopg.connect(store.checkpoints, autocommit=True) as connection:
+        connection.execute(statement)
+
+
+def delete(store: Store, tmp_path: Path, server: FakeOpenAIServer) -> list[str]:
+    if store.kind == "postgresql":
+        on_postgres(store, f"DROP TABLE {', '.join(LANGGRAPH_TABLES)}")
+        return []
+    path = Path(store.checkpoints)
     for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         name.unlink(missing_ok=True)
     return []
 
 
-def empty(path: Path, tmp_path: Path, server: FakeOpenAIServer) -> list[str]:
-    delete(path, tmp_path, server)
-    path.write_bytes(b"")
+def empty(store: Store, tmp_path: Path, server: FakeOpenAIServer) -> list[str]:
+    if store.kind == "postgresql":
+        on_postgres(store, f"TRUNCATE {', '.join(LANGGRAPH_TABLES[:3])}")
+        return []
+    delete(store, tmp_path, server)
+    Path(store.checkpoints).write_bytes(b"")
     return []
 
 
-def replace(path: Path, tmp_path: Path, server: FakeOpenAIServer) -> list[str]:
+def replace(store: Store, tmp_path: Path, server: FakeOpenAIServer) -> list[str]:
+    if store.kind == "postgresql":
+        empty(store, tmp_path, server)
+        failed_run(server, store, thread="someone-else")
+        return []
     other = tmp_path / "other"
     other.mkdir()
-    failed_run(server, other, thread="someone-else")
-    delete(path, tmp_path, server)
-    shutil.copy(other / "cp.sqlite", path)
+    failed_run(server, sqlite_store(other), thread="someone-else")
+    delete(store, tmp_path, server)
+    shutil.copy(other / "checkpoints.sqlite", store.checkpoints)
     return []
 
 
-def name_another(path: Path, tmp_path: Path, server: FakeOpenAIServer) -> list[str]:
+def name_another(store: Store, tmp_path: Path, server: FakeOpenAIServer) -> list[str]:
     return ["--checkpoints", str(tmp_path / "elsewhere.sqlite")]
 
 
-CASES: dict[str, tuple[Callable[[Path, Path, FakeOpenAIServer], list[str]], str]] = {
-    "deleted": (delete, "the checkpoint file {cp} of run r does not exist"),
-    "emptied": (empty, "the checkpoint file {cp} has no checkpoint of run r"),
-    "replaced": (replace, "the checkpoint file {cp} has no checkpoint of run r"),
-    "another file named": (name_another, "run r was checkpointed in {cp}, not {elsewhere}"),
+Damage = Callable[[Store, Path, FakeOpenAIServer], list[str]]
+CASES: dict[str, tuple[Damage, dict[str, str]]] = {
+    "deleted": (
+        delete,
+        {
+            "sqlite": "the checkpoint file {cp} of run r does not exist",
+            "postgresql": "the checkpoint database {cp} has no checkpoint of run r",
+        },
+    ),
+    "emptied": (empty, {"": "the checkpoint {kind} {cp} has no checkpoint of run r"}),
+    "replaced": (replace, {"": "the checkpoint {kind} {cp} has no checkpoint of run r"}),
+    "another file named": (name_another, {"": "run r was checkpointed in {cp}, not {elsewhere}"}),
 }
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_resume_without_the_runs_checkpoint_is_refused_and_restart_reruns(
-    tmp_path: Path, case: str
+    store: Store, tmp_path: Path, case: str
 ) -> None:
-    damage, message = CASES[case]
-    checkpoints = tmp_path / "cp.sqlite"
+    damage, messages = CASES[case]
     with FakeOpenAIServer(fault=fail_refine) as server:
-        db = failed_run(server, tmp_path)
+        db = failed_run(server, store)
         asked = len(server.requests)
-        extra = damage(checkpoints, tmp_path, server)
+        extra = damage(store, tmp_path, server)
         asked_before = len(server.requests)
         refused = CliRunner().invoke(app, ["resume", "r", *db, *extra])
         assert len(server.requests) == asked_before  # no call was made
         server.fault = lambda served: None
         restarted = CliRunner().invoke(app, ["resume", "r", "--restart", "-q", *db, *extra])
         after = server.completed()
-    expected = message.format(cp=checkpoints, elsewhere=tmp_path / "elsewhere.sqlite")
+    expected = messages.get(store.kind, messages.get("")).format(  # type: ignore[union-attr]
+        kind="file" if store.kind == "sqlite" else "database",
+        cp=store.checkpoints,
+        elsewhere=tmp_path / "elsewhere.sqlite",
+    )
     assert refused.exit_code == 2
     [line] = refused.output.splitlines()
     assert line.startswith(f"Error: --checkpoints: {expected}"), line
     assert "--restart" in line
     assert restarted.exit_code == 0, restarted.output
-    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger = Ledger(store.ledger)
     run = ledger.get_run("r")
     ledger.close()
     assert run is not None and run.status == "done" and run.answer == "391"
+    # The restarted run keeps its checkpoints where the restart put them.
+    assert run.checkpoints == stored_form(extra[1] if extra else store.checkpoints)
     # The restart asked every step again: the three that had succeeded are marked repeats,
     # and every call of both sessions counts.
     assert asked == 4 and after[("draft", 1, 0)] >= 2

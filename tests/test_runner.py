@@ -2,7 +2,8 @@
 
 The model is the scripted chat model (tests/scripted.py), so every token count is known: it
 reports the whitespace words of prompt and reply, and these tests recompute both budgets from
-what the model saw.
+what the model saw. Runs and resumes go to SQLite files and to a real PostgreSQL server (the
+``store`` fixture: ledger and checkpoints in one fresh database per test).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pdr.graphs.catalog import make_context
 from pdr.graphs.context import ContextError, PDRContext, RunContext, SRContext
 from pdr.runner import resume_problem, run_problem
 from pdr.store.ledger import Ledger
+from tests.conftest import Store
 from tests.scripted import Call, ScriptedChatModel, words
 
 PROBLEM = "What is 17 * 23?"
@@ -112,7 +114,7 @@ CASES: list[
 @pytest.mark.parametrize(("graph", "distill", "scorer", "values", "roles", "spaces"), CASES)
 async def test_each_graph_runs_into_the_ledger(
     scripted: ScriptedChatModel,
-    tmp_path: Path,
+    store: Store,
     graph: str,
     distill: str | None,
     scorer: str | None,
@@ -120,7 +122,7 @@ async def test_each_graph_runs_into_the_ledger(
     roles: dict[str, int],
     spaces: list[tuple[int, int]],
 ) -> None:
-    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger = Ledger(store.ledger)
     events: list[dict[str, Any]] = []
     outcome = await run_problem(
         graph=graph,
@@ -130,7 +132,7 @@ async def test_each_graph_runs_into_the_ledger(
         scorer=scorer,
         thread_id="t1",
         ledger=ledger,
-        checkpoints=tmp_path / "checkpoints.sqlite",
+        checkpoints=store.checkpoints,
         on_event=events.append,
     )
     assert outcome.status == "done"
@@ -165,7 +167,7 @@ async def test_each_graph_runs_into_the_ledger(
 
 
 async def test_a_failed_call_fails_the_run_which_resumes_to_the_same_budgets(
-    scripted: ScriptedChatModel, tmp_path: Path
+    scripted: ScriptedChatModel, store: Store
 ) -> None:
     context = PDRContext(model="scripted", schedule=[3, 3, 1], max_retries=0)
     reference = await run_problem(graph="pdr", problem=PROBLEM, context=context)
@@ -186,8 +188,8 @@ async def test_a_failed_call_fails_the_run_which_resumes_to_the_same_budgets(
     scripted.script.latency = lambda call: (
         0.2 if (call.role, call.round, call.index) == victim else 0
     )
-    ledger = Ledger(tmp_path / "ledger.sqlite")
-    where = tmp_path / "checkpoints.sqlite"
+    ledger = Ledger(store.ledger)
+    where = store.checkpoints
     outcome = await run_problem(
         graph="pdr",
         problem=PROBLEM,
@@ -269,8 +271,8 @@ def test_make_context_names_the_field() -> None:
     assert make_context("sr", rounds=4, kappa=None).round_sizes() == [1, 1, 1, 1]
 
 
-async def test_gold_and_grade_are_stored(scripted: ScriptedChatModel, tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.sqlite")
+async def test_gold_and_grade_are_stored(scripted: ScriptedChatModel, store: Store) -> None:
+    ledger = Ledger(store.ledger)
     context = make_context("long_cot", model="scripted")
     for thread, gold in (("right", "391"), ("wrong", "390")):
         outcome = await run_problem(
@@ -279,7 +281,7 @@ async def test_gold_and_grade_are_stored(scripted: ScriptedChatModel, tmp_path: 
             context=context,
             thread_id=thread,
             ledger=ledger,
-            checkpoints=tmp_path / "cp.sqlite",
+            checkpoints=store.checkpoints,
             gold=gold,
             grade=lambda answer, gold: answer == gold,
             item_id=f"item-{thread}",
@@ -296,19 +298,19 @@ async def test_gold_and_grade_are_stored(scripted: ScriptedChatModel, tmp_path: 
 
 
 async def test_resuming_a_done_run_makes_no_call(
-    scripted: ScriptedChatModel, tmp_path: Path
+    scripted: ScriptedChatModel, store: Store
 ) -> None:
-    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger = Ledger(store.ledger)
     first = await run_problem(
         graph="sr",
         problem=PROBLEM,
         context=SRContext(model="scripted", rounds=2),
         thread_id="sr1",
         ledger=ledger,
-        checkpoints=tmp_path / "cp.sqlite",
+        checkpoints=store.checkpoints,
     )
     count = len(scripted.calls)
-    again = await resume_problem("sr1", ledger=ledger, checkpoints=tmp_path / "cp.sqlite")
+    again = await resume_problem("sr1", ledger=ledger, checkpoints=store.checkpoints)
     assert len(scripted.calls) == count == 2
     assert (again.answer, again.b_seq, again.b_tot, len(again.calls)) == (
         first.answer,

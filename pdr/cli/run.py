@@ -29,7 +29,6 @@ from pdr.graphs.context import ContextError
 from pdr.live import LiveView
 from pdr.redact import redact
 from pdr.runner import RunOutcome, resume_problem_sync, run_problem_sync
-from pdr.settings import checkpoints_path
 from pdr.signals import RunInterruptedError
 from pdr.store.checkpoints import CheckpointError
 from pdr.store.leases import LeaseHeldError
@@ -48,11 +47,11 @@ DbOption = Annotated[
     ),
 ]
 CheckpointsOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--checkpoints",
-        help="LangGraph checkpoint SQLite file (default: PDR_CHECKPOINTS, else "
-        "checkpoints.sqlite in the per-user data dir).",
+        help="LangGraph checkpoints: a SQLite file or a postgresql:// URL (default: "
+        "PDR_CHECKPOINTS, else checkpoints.sqlite in the per-user data dir).",
     ),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Do not show progress.")]
@@ -209,7 +208,7 @@ def run(
                 scorer=scorer,
                 thread_id=thread_id,
                 ledger=ledger,
-                checkpoints=checkpoints_path(checkpoints),
+                checkpoints=checkpoints,
                 on_event=view.handle,
             )
     except RunInterruptedError as stop:
@@ -228,10 +227,11 @@ def resume(
     thread_id: Annotated[str, typer.Argument(help="Thread id of the stopped run.")],
     db: DbOption = None,
     checkpoints: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--checkpoints",
-            help="LangGraph checkpoint SQLite file (default: the file the run was started with).",
+            help="LangGraph checkpoint SQLite file or postgresql:// URL (default: where the run "
+            "was started).",
         ),
     ] = None,
     restart: Annotated[

@@ -65,6 +65,8 @@ def write_call(
     row.texts = record.get("texts")
     row.answers = answers
     row.injected = bool(record.get("injected"))
+    replica = record.get("replica")
+    row.replica = redact(replica) if replica else None
     session.flush()
     row.repeat = record["error"] is None and done_before(session, row)
     return bool(row.repeat)

@@ -1,13 +1,24 @@
-"""Compile any of the graphs with a SQLite checkpointer, so an interrupted run can resume.
+"""Compile any of the graphs with a checkpointer, so an interrupted run can resume.
 
-The graphs' nodes are async, so the graph runs on an event loop either way: ``compile_with_sqlite``
+Checkpoints go to a SQLite file (LangGraph's SQLite saver) or, for a ``postgresql://`` URL, to a
+PostgreSQL database (langgraph-checkpoint-postgres), which workers on several machines share. The
+graphs' nodes are async, so the graph runs on an event loop either way: ``compile_with_sqlite``
 gives a graph for ``invoke``/``stream`` (LangGraph runs the loop), ``open_async_graph`` one for
-``ainvoke``/``astream``. Resume a run with ``invoke(None, config)`` on the same thread id.
+``ainvoke``/``astream`` on either kind. Resume a run with ``invoke(None, config)`` on the same
+thread id.
+
+A location is checked before a run writes anything (``check_checkpoints``): a file must be absent,
+empty or a SQLite database; a database must be reachable, and gets LangGraph's tables (created
+once, under an advisory lock, however many processes start together). The ledger keeps each
+run's location (``stored_form``: a URL with its password redacted), and ``resume_location`` finds
+it again for a resume, refusing another location unless the run is restarted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,10 +32,17 @@ from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from pdr.aio import SYNC_FAN_OUT
-from pdr.settings import checkpoints_path
+from pdr.redact import is_redacted, redact
+from pdr.settings import checkpoints_location, is_postgres, postgres_conninfo
+
+Location = str | Path
+"""A SQLite checkpoint file, or a ``postgresql://`` URL."""
 
 # Seconds a connection waits for another process's write (several runs share one file).
 BUSY_TIMEOUT_S = 30.0
+# An arbitrary 64-bit key: the advisory lock under which LangGraph's tables are created.
+SETUP_LOCK_KEY = 0x7064725F63686B70
+_prepared: set[str] = set()  # PostgreSQL URLs whose tables this process has checked
 
 
 class CheckpointError(ValueError):
@@ -41,6 +59,55 @@ def _prepare(path: str | Path) -> str:
             f"file, not a folder; choose another path"
         ) from None
     return str(location)
+
+
+def describe(location: Location) -> str:
+    """``the checkpoint file PATH`` or ``the checkpoint database URL`` (password redacted)."""
+    if is_postgres(location):
+        return f"the checkpoint database {redact(str(location))}"
+    return f"the checkpoint file {Path(location).expanduser()}"
+
+
+def stored_form(location: Location) -> str:
+    """How the ledger keeps a location: the absolute file path, or the URL without password."""
+    if is_postgres(location):
+        return redact(str(location))
+    return str(Path(location).expanduser().resolve())
+
+
+def check_checkpoints(location: Location, again: bool = False) -> None:
+    """Raise CheckpointError unless checkpoints can be written to ``location``.
+
+    A file must be absent, empty or a SQLite database (``check_checkpoint_file``); a PostgreSQL
+    database must answer, and gets LangGraph's tables if it lacks them (checked once per process
+    unless ``again``: a resume looks again, in case they were dropped meanwhile).
+    """
+    if not is_postgres(location):
+        check_checkpoint_file(location)
+        return
+    url = postgres_conninfo(str(location))
+    if url in _prepared and not again:
+        return
+    import psycopg
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from psycopg.rows import dict_row
+
+    try:
+        with psycopg.Connection.connect(
+            url, autocommit=True, prepare_threshold=0, row_factory=dict_row, connect_timeout=10
+        ) as connection:
+            connection.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK_KEY,))
+            try:
+                PostgresSaver(connection).setup()
+            finally:
+                connection.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK_KEY,))
+    except psycopg.Error as error:
+        reason = redact(str(error)).strip().splitlines()[0] if str(error).strip() else "no reply"
+        raise CheckpointError(
+            f"cannot use {describe(url)}: {reason}; check the URL, that the server runs and "
+            f"that the database exists"
+        ) from None
+    _prepared.add(url)
 
 
 def check_checkpoint_file(path: str | Path) -> None:
@@ -84,39 +151,74 @@ def compile_with_sqlite(
 
 @asynccontextmanager
 async def open_async_graph(
-    builder: StateGraph[Any, Any, Any, Any], path: str | Path, *, name: str | None = None
+    builder: StateGraph[Any, Any, Any, Any], location: Location, *, name: str | None = None
 ) -> AsyncIterator[CompiledStateGraph[Any, Any, Any, Any]]:
-    """Compile ``builder`` with an AsyncSqliteSaver on ``path``; the connection closes on exit."""
-    async with aiosqlite.connect(_prepare(path), timeout=BUSY_TIMEOUT_S) as connection:
+    """Compile ``builder`` with checkpoints at ``location``; the connection closes on exit.
+
+    A SQLite file gets an AsyncSqliteSaver; a ``postgresql://`` URL an AsyncPostgresSaver (its
+    tables are created first if missing, see ``check_checkpoints``).
+    """
+    if is_postgres(location):
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+        url = postgres_conninfo(str(location))
+        if url not in _prepared:
+            await asyncio.to_thread(check_checkpoints, url)
+        async with AsyncPostgresSaver.from_conn_string(url) as shared:
+            yield builder.compile(checkpointer=shared, name=name or "graph")
+        return
+    async with aiosqlite.connect(_prepare(location), timeout=BUSY_TIMEOUT_S) as connection:
         await connection.execute("PRAGMA journal_mode=WAL")
         saver = AsyncSqliteSaver(connection)
         yield builder.compile(checkpointer=saver, name=name or "graph")
 
 
-def resume_file(
-    stored: str | None, given: str | Path | None, thread_id: str, restart: bool
-) -> Path:
-    """The checkpoint file to resume a run from: its own (``stored``) unless another is named.
+def resume_location(
+    stored: str | None, given: Location | None, thread_id: str, restart: bool
+) -> Location:
+    """Where to resume a run from: its own location (``stored``) unless another is named.
+
+    ``stored`` is the ledger's form (``stored_form``). A database URL whose password the ledger
+    does not keep is taken from ``given`` or ``PDR_CHECKPOINTS`` when either is that URL with its
+    password.
 
     Raises:
-        CheckpointError: another file than the run's was named, or the file is missing or not a
-            database, and ``restart`` was not asked for.
+        CheckpointError: another location than the run's was named, a file is missing or not a
+            database, or a database cannot be reached, and ``restart`` was not asked for; or the
+            run's database URL needs its password.
     """
-    own = Path(stored) if stored else None
+    where: Location
     if given is None:
-        where = own or checkpoints_path(None)
+        if stored is None:
+            where = checkpoints_location(None)
+        elif is_postgres(stored) and is_redacted(stored):
+            supplied = os.environ.get("PDR_CHECKPOINTS")
+            if not supplied or redact(postgres_conninfo(supplied)) != stored:
+                raise CheckpointError(
+                    f"run {thread_id} keeps its checkpoints in {stored}, whose password pdr does "
+                    f"not store; give the full URL with --checkpoints or PDR_CHECKPOINTS"
+                )
+            where = postgres_conninfo(supplied)
+        else:
+            where = checkpoints_location(stored)
     else:
-        where = checkpoints_path(given)
-        if own is not None and where.expanduser().resolve() != own and not restart:
+        where = checkpoints_location(given)
+        if stored is not None and stored_form(where) != stored and not restart:
+            own = Path(stored) if not is_postgres(stored) else stored
             raise CheckpointError(
-                f"run {thread_id} was checkpointed in {own}, not {where}; resume it with "
-                f"--checkpoints {own}, or start it over in {where} with --restart"
+                f"run {thread_id} was checkpointed in {own}, not {_shown(where)}; resume it with "
+                f"--checkpoints {own}, or start it over in {_shown(where)} with --restart"
             )
-    where = where.expanduser()
-    if not restart and not where.exists():
-        raise CheckpointError(
-            f"the checkpoint file {where} of run {thread_id} does not exist; restore it, or "
-            f"start the run over with --restart (its recorded calls stay in the ledger)"
-        )
-    check_checkpoint_file(where)
+    if isinstance(where, Path):
+        where = where.expanduser()
+        if not restart and not where.exists():
+            raise CheckpointError(
+                f"the checkpoint file {where} of run {thread_id} does not exist; restore it, or "
+                f"start the run over with --restart (its recorded calls stay in the ledger)"
+            )
+    check_checkpoints(where, again=True)
     return where
+
+
+def _shown(location: Location) -> str:
+    return redact(str(location)) if is_postgres(location) else str(location)

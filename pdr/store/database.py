@@ -1,27 +1,24 @@
-"""The ledger's database: its engine, the columns added since it was created, and plain errors.
+"""The ledger's database: its engine, its schema brought up to date, and plain errors.
 
 ``open_engine`` makes the SQLAlchemy engine (SQLite files in WAL mode with a generous busy timeout,
-any other URL as given), creates the tables and adds the columns a ledger written by an older pdr
-lacks (``ALTER TABLE ... ADD COLUMN``, portable across SQLite and PostgreSQL; new columns are
-nullable). A path that cannot hold a database, or a file that is not one, fails with a
-``LedgerError`` naming the file and the fix instead of SQLAlchemy's dump of the statement.
+any other URL as given) and upgrades the ledger to the current schema with its Alembic revisions
+(``pdr.store.schema``): a ledger written by an older pdr gains what it lacks and keeps its rows,
+one written by a newer pdr is refused. A path that cannot hold a database, a file that is not
+one, or a server that cannot be reached fails with a ``LedgerError`` naming the ledger and the
+fix instead of SQLAlchemy's dump of the statement.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from pdr.redact import redact
-from pdr.store.ledger_models import Base
-
-
-SCHEMA_ATTEMPTS = 5
+from pdr.store.schema import SchemaError, upgrade
 
 
 class LedgerError(ValueError):
@@ -53,24 +50,24 @@ def open_engine(url: str) -> Engine:
                     f"cannot create the folder {folder} of the ledger: {error.strerror}"
                 ) from None
         engine = _sqlite_engine(url)
-    for attempt in range(SCHEMA_ATTEMPTS):
-        try:
-            Base.metadata.create_all(engine)
-            add_missing_columns(engine)
-            return engine
-        except SQLAlchemyError as error:
-            # Another process may be creating the same tables right now ("already exists"):
-            # look again; a file that is not a ledger fails every time.
-            if attempt + 1 < SCHEMA_ATTEMPTS:
-                time.sleep(0.1 * (attempt + 1))
-                continue
-            engine.dispose()
-            reason = getattr(error, "orig", None) or error
+    try:
+        upgrade(engine)
+    except SchemaError as error:
+        engine.dispose()
+        raise LedgerError(f"the ledger {shown} cannot be used: {error}") from None
+    except SQLAlchemyError as error:
+        engine.dispose()
+        reason = redact(str(getattr(error, "orig", None) or error)).strip().splitlines()[0]
+        if parsed.get_backend_name() != "sqlite":
             raise LedgerError(
-                f"the ledger {shown} cannot be used: {reason}; if it is not a pdr ledger (or is "
-                f"damaged), move it away or name another file"
+                f"the ledger {shown} cannot be used: {reason}; check the URL, that the server "
+                f"runs and that the database exists"
             ) from None
-    raise AssertionError("unreachable")
+        raise LedgerError(
+            f"the ledger {shown} cannot be used: {reason}; if it is not a pdr ledger (or is "
+            f"damaged), move it away or name another file"
+        ) from None
+    return engine
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -87,22 +84,3 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.close()
 
     return engine
-
-
-def add_missing_columns(engine: Engine) -> list[str]:
-    """Add to each table the columns of the models it lacks; returns ``table.column`` added."""
-    inspector = inspect(engine)
-    quote = engine.dialect.identifier_preparer.quote
-    added: list[str] = []
-    with engine.begin() as connection:
-        for table in Base.metadata.sorted_tables:
-            present = {column["name"] for column in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in present:
-                    continue
-                kind = column.type.compile(dialect=engine.dialect)
-                connection.execute(
-                    text(f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}")
-                )
-                added.append(f"{table.name}.{column.name}")
-    return added

@@ -1,10 +1,12 @@
 """Tables of the run ledger (SQLAlchemy 2.0 typed models).
 
 One row per run, per model call (every attempt, failed ones too), per workspace written, per
-evaluation experiment and per evaluation result, and one lease per run being executed. These
-tables live in their own database, never inside the LangGraph checkpoint file: checkpoints are
-LangGraph's to migrate, the ledger is pdr's. Columns added since a ledger was created are added
-to it when it is opened (``pdr.store.database``), so new columns are nullable.
+evaluation experiment and per evaluation result, one lease per run being executed, and an
+experiment's work queue (its items and cells, claimed by evaluation workers). These tables live in
+their own database, never inside the LangGraph checkpoint file: checkpoints are LangGraph's to
+migrate, the ledger is pdr's. Every change to these tables is an Alembic revision
+(``pdr/store/migrations``) that brings a ledger written by an older pdr up to date when it is
+opened (``pdr.store.schema``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    Index,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -44,6 +47,12 @@ class Experiment(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Where the experiment's runs keep their checkpoints (a file path, or a database URL with its
+    # password redacted), the host that named it, and how long a worker's claim outlives its last
+    # heartbeat: what a worker joining from another process or machine needs.
+    checkpoints: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(String(255))
+    lease_timeout_s: Mapped[float | None] = mapped_column(Float)
 
     results: Mapped[list[Result]] = relationship(back_populates="experiment")
 
@@ -100,7 +109,7 @@ class Call(Base):
     round: Mapped[int]
     index: Mapped[int]
     attempt: Mapped[int]
-    model: Mapped[str] = mapped_column(String(300))
+    model: Mapped[str] = mapped_column(Text)
     input_tokens: Mapped[int]
     output_tokens: Mapped[int]
     reasoning_tokens: Mapped[int]
@@ -108,7 +117,7 @@ class Call(Base):
     samples: Mapped[int]
     sample_output_tokens: Mapped[list[int] | None] = mapped_column(JSON)
     sample_output_estimated: Mapped[bool | None] = mapped_column(Boolean)
-    latency_s: Mapped[float]
+    latency_s: Mapped[float] = mapped_column(Float)
     estimated: Mapped[bool]
     error: Mapped[str | None] = mapped_column(Text)
     reached_model: Mapped[bool | None] = mapped_column(Boolean)
@@ -119,6 +128,7 @@ class Call(Base):
     attempt_id: Mapped[str | None] = mapped_column(String(32), index=True)
     truncated: Mapped[bool | None] = mapped_column(Boolean)
     repeat: Mapped[bool | None] = mapped_column(Boolean)
+    replica: Mapped[str | None] = mapped_column(Text)
 
     run: Mapped[Run] = relationship(back_populates="calls")
 
@@ -173,3 +183,52 @@ class Lease(Base):
     pid: Mapped[int]
     acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Item(Base):
+    """A problem of an experiment's dataset, kept so a worker can join without the dataset file."""
+
+    __tablename__ = "items"
+    __table_args__ = (UniqueConstraint("experiment_id", "item_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"), index=True)
+    position: Mapped[int]
+    item_id: Mapped[str] = mapped_column(String(200))
+    problem: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    level: Mapped[int | None] = mapped_column(Integer)
+
+
+class QueuedCell(Base):
+    """One cell (configuration label, item, seed) of an experiment in its work queue.
+
+    ``state`` is ``waiting`` (nobody runs it), ``running`` (claimed by ``worker`` on ``host`` with
+    ``pid``; the claim holds while ``heartbeat_at`` is renewed) or ``done`` (its run ended).
+    ``thread_id`` is the cell's run once claimed, so a claim taken over resumes that run from its
+    checkpoint. ``claims`` counts how many times the cell was claimed (``pdr.store.cells``).
+    """
+
+    __tablename__ = "cells"
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "label", "item_id", "seed"),
+        Index("ix_cells_queue", "experiment_id", "state", "position"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"))
+    phase: Mapped[str] = mapped_column(String(20))
+    position: Mapped[int]
+    method: Mapped[str] = mapped_column(String(20))
+    label: Mapped[str] = mapped_column(String(200))
+    item_id: Mapped[str] = mapped_column(String(200))
+    seed: Mapped[int]
+    state: Mapped[str] = mapped_column(String(10), default="waiting")
+    thread_id: Mapped[str | None] = mapped_column(String(100))
+    worker: Mapped[str | None] = mapped_column(String(64))
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claims: Mapped[int] = mapped_column(Integer, default=0)

@@ -155,6 +155,8 @@ def call_record(call: Call) -> CallRecord:
     )
     if call.attempt_id is not None:
         record["attempt_id"] = call.attempt_id
+    if call.replica is not None:
+        record["replica"] = call.replica
     return record
 
 

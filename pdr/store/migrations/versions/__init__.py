@@ -1,0 +1,1 @@
+"""Alembic revision files of the ledger (v1: the first release; one file per later change)."""
