@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from typer.testing import CliRunner
 
@@ -27,6 +28,7 @@ from pdr.nodes.long_cot import long_cot_messages
 from pdr.runner import run_problem
 from pdr.store.ledger import Ledger
 from tests.openai_server import FakeOpenAIServer, Fault, Served
+from tests.postgres import PostgresServer
 
 PROBLEM = "What is 17 * 23?"
 NOT_JSON = b'{"id": "chatcmpl-1", "choices": [ {"mess'
@@ -301,3 +303,43 @@ def test_a_password_in_the_model_url_is_never_stored_or_shown(
     for written in tmp_path.iterdir():  # the ledger, the checkpoints and their WAL files
         if written.is_file():
             assert b"s3cret-pw" not in written.read_bytes(), written.name
+
+
+def test_a_password_in_the_database_url_is_never_stored_or_shown(
+    postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ledger and checkpoints in a real PostgreSQL database reached with a password."""
+    monkeypatch.delenv("PDR_CHECKPOINTS", raising=False)
+    url = postgres.create_schema(password="db-s3cret")
+    shown_url = url.replace(":db-s3cret@", ":***@")
+    with FakeOpenAIServer(fault=on({4}, Fault(body=NOT_JSON))) as server:
+        args = ["run", PROBLEM, "--model", server.spec(), "--schedule", "2,1", "--max-retries", "0"]
+        where = ["--db", url, "--checkpoints", url]
+        failed = CliRunner().invoke(app, [*args, "--thread-id", "s", *where])
+        assert failed.exit_code == 1
+        shown = CliRunner().invoke(app, ["runs", "show", "s", "--db", url])
+        refused = CliRunner().invoke(app, ["resume", "s", "--db", url])
+        monkeypatch.setenv("PDR_CHECKPOINTS", url)
+        resumed = CliRunner().invoke(app, ["resume", "s", "-q", "--db", url])
+    assert refused.exit_code == 2
+    assert refused.output == (
+        f"Error: --checkpoints: run s keeps its checkpoints in {shown_url}, whose password pdr "
+        f"does not store; give the full URL with --checkpoints or PDR_CHECKPOINTS\n"
+    )
+    assert resumed.exit_code == 0, resumed.output
+    for result in (failed, shown, refused, resumed):
+        assert "db-s3cret" not in result.output
+    ledger = Ledger(url)
+    run = ledger.get_run("s")
+    ledger.close()
+    assert run is not None and run.status == "done" and run.checkpoints == shown_url
+    # Every row of every table, the ledger's and LangGraph's, as text.
+    with psycopg.connect(url) as connection:
+        names = connection.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = "
+            "current_schema()"
+        ).fetchall()
+        assert len(names) >= 10
+        for (name,) in names:
+            rows = connection.execute(f'SELECT t::text FROM "{name}" t').fetchall()
+            assert not any("db-s3cret" in row[0] for row in rows), name

@@ -1,4 +1,5 @@
-"""The run ledger on real SQLite files: written as a run goes, kept by a killed run, queried.
+"""The run ledger on real SQLite files and a real PostgreSQL server: written as a run goes, kept by
+a killed run, queried.
 
 The killed run is a real ``pdr run`` process (tests/scripted_cli.py, the scripted model
 registered) that SIGKILLs itself inside a round-2 draft; ``pdr resume`` then finishes it.
@@ -14,15 +15,17 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, inspect
 from typer.testing import CliRunner
 
 from pdr.budget import call_tokens
 from pdr.cli import app
 from pdr.graphs.context import PDRContext
 from pdr.runner import run_problem
-from pdr.settings import checkpoints_path, database_url
+from pdr.settings import checkpoints_location, checkpoints_path, database_url
 from pdr.store.ledger import Ledger, LedgerError
 from pdr.store.rows import RunDetail
+from tests.conftest import Store
 from tests.scripted import Call, ScriptedChatModel, words
 from tests.test_runner import PROBLEM, expected_budgets, ledger_calls, made
 
@@ -36,9 +39,9 @@ def tables(path: Path) -> set[str]:
 
 
 async def test_calls_and_workspaces_are_written_while_the_run_goes(
-    scripted: ScriptedChatModel, tmp_path: Path
+    scripted: ScriptedChatModel, store: Store
 ) -> None:
-    path = tmp_path / "ledger.sqlite"
+    path = store.ledger
     seen_at_refine: list[RunDetail | None] = []
 
     def look(call: Call) -> None:
@@ -55,7 +58,7 @@ async def test_calls_and_workspaces_are_written_while_the_run_goes(
         context=PDRContext(model="scripted", schedule=[3, 2, 1]),
         thread_id="t",
         ledger=ledger,
-        checkpoints=tmp_path / "checkpoints.sqlite",
+        checkpoints=store.checkpoints,
     )
     [mid] = seen_at_refine
     assert mid is not None
@@ -82,20 +85,25 @@ async def test_calls_and_workspaces_are_written_while_the_run_goes(
     assert done is not None
     assert (done.status, done.calls, done.b_tot) == ("done", 8, outcome.b_tot)
     assert done.finished_at is not None and done.finished_at >= done.created_at
-    # The ledger and the checkpoints are separate files with separate tables.
-    assert {"runs", "calls", "workspaces", "experiments", "results"} <= tables(path)
-    assert not {"checkpoints", "writes"} & tables(path)
-    assert {"checkpoints", "writes"} <= tables(tmp_path / "checkpoints.sqlite")
-    assert "runs" not in tables(tmp_path / "checkpoints.sqlite")
     ledger.close()
+    ours = {"runs", "calls", "workspaces", "experiments", "results", "leases", "alembic_version"}
+    if store.kind == "sqlite":
+        # The ledger and the checkpoints are separate files with separate tables.
+        assert ours <= tables(Path(path))
+        assert not {"checkpoints", "writes"} & tables(Path(path))
+        assert {"checkpoints", "writes"} <= tables(Path(store.checkpoints))
+        assert "runs" not in tables(Path(store.checkpoints))
+    else:
+        # One database holds both, in tables of their own: LangGraph's next to the ledger's.
+        found = set(inspect(create_engine(database_url(path))).get_table_names())
+        assert ours | {"checkpoints", "checkpoint_writes", "checkpoint_blobs"} <= found
 
 
 @pytest.mark.slow
 def test_a_killed_run_keeps_its_calls_and_resume_repeats_none(
-    scripted: ScriptedChatModel, tmp_path: Path
+    scripted: ScriptedChatModel, store: Store
 ) -> None:
-    db, checkpoints = tmp_path / "ledger.sqlite", tmp_path / "checkpoints.sqlite"
-    options = ["--db", str(db), "--checkpoints", str(checkpoints)]
+    db, options = store.ledger, store.args
     killed = subprocess.run(
         [
             sys.executable,
@@ -172,8 +180,8 @@ def test_a_killed_run_keeps_its_calls_and_resume_repeats_none(
     ledger.close()
 
 
-def test_experiments_results_and_completed_items(tmp_path: Path) -> None:
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+def test_experiments_results_and_completed_items(store: Store) -> None:
+    ledger = Ledger(store.ledger)
     experiment = ledger.create_experiment("grid", {"methods": ["pdr", "sr"], "seeds": [0]})
     assert ledger.find_experiment("grid") == experiment
     assert ledger.find_experiment("other") is None
@@ -278,3 +286,11 @@ def test_default_locations_and_overrides(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert checkpoints_path() == tmp_path / "cp.sqlite"
     assert database_url(tmp_path / "x.sqlite") == f"sqlite:///{tmp_path / 'x.sqlite'}"
     assert database_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+    # One plain URL serves both: SQLAlchemy's psycopg driver for the ledger, libpq's own form
+    # for the checkpoints.
+    for plain in ("postgresql://u:pw@h:5432/db", "postgres://u:pw@h:5432/db"):
+        assert database_url(plain) == "postgresql+psycopg://u:pw@h:5432/db"
+        assert checkpoints_location(plain) == "postgresql://u:pw@h:5432/db"
+    assert checkpoints_location("postgresql+psycopg://u@h/db") == "postgresql://u@h/db"
+    monkeypatch.setenv("PDR_CHECKPOINTS", "postgresql://u@h/cp")
+    assert checkpoints_location() == "postgresql://u@h/cp"

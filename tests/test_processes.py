@@ -27,6 +27,7 @@ from pdr.store import leases
 from pdr.store.ledger import Ledger
 from pdr.store.ledger_models import Lease, utcnow
 from tests import forked
+from tests.conftest import Store
 from tests.openai_server import FakeOpenAIServer, Fault, Served
 
 PROBLEM = "What is 17 * 23?"
@@ -38,10 +39,6 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def files(tmp_path: Path) -> list[str]:
-    return ["--db", str(tmp_path / "ledger.sqlite"), "--checkpoints", str(tmp_path / "cp.sqlite")]
-
-
 def wait_for(condition: object, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():  # type: ignore[operator]
@@ -49,7 +46,9 @@ def wait_for(condition: object, timeout: float = 30.0) -> None:
         time.sleep(0.02)
 
 
-def killed_run(server: FakeOpenAIServer, tmp_path: Path, thread: str, at: int) -> None:
+def killed_run(
+    server: FakeOpenAIServer, store: Store, tmp_path: Path, thread: str, at: int
+) -> None:
     """A PDR run (summary, [3, 2, 1]: 8 calls) SIGKILLed when its request ``at`` arrives."""
     server.fault = lambda served: Fault(kill_on_arrival=True) if served.number == at else None
     child = forked.start(
@@ -63,7 +62,7 @@ def killed_run(server: FakeOpenAIServer, tmp_path: Path, thread: str, at: int) -
             "--thread-id",
             thread,
             "-q",
-            *files(tmp_path),
+            *store.args,
         ],
         tmp_path / "out",
     )
@@ -76,14 +75,14 @@ def killed_run(server: FakeOpenAIServer, tmp_path: Path, thread: str, at: int) -
 
 
 @pytest.mark.slow
-def test_concurrent_resumes_of_one_run_execute_it_once(tmp_path: Path) -> None:
+def test_concurrent_resumes_of_one_run_execute_it_once(store: Store, tmp_path: Path) -> None:
     with FakeOpenAIServer() as server:
-        killed_run(server, tmp_path, "k", at=5)
+        killed_run(server, store, tmp_path, "k", at=5)
         before = server.completed()
         # Slow calls: the first resume holds the run while the three others try.
         server.latency = 0.4
         children = [
-            forked.start(["resume", "k", "-q", "--db", files(tmp_path)[1]], tmp_path / "out")
+            forked.start(["resume", "k", "-q", "--db", store.ledger], tmp_path / "out")
             for _ in range(4)
         ]
         codes = sorted(child.wait() for child in children)
@@ -93,7 +92,7 @@ def test_concurrent_resumes_of_one_run_execute_it_once(tmp_path: Path) -> None:
         if child.process.exitcode == 2:
             assert child.err.startswith("Error: THREAD_ID: run 'k' is being executed by pid ")
             assert f"on host {socket.gethostname()} since " in child.err
-    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger = Ledger(store.ledger)
     run = ledger.get_run("k")
     assert ledger.lease_holder("k") is None  # given back
     ledger.close()
@@ -115,14 +114,16 @@ def test_concurrent_resumes_of_one_run_execute_it_once(tmp_path: Path) -> None:
     assert (run.b_seq, run.b_tot) == tuple(run.recorded_budgets)
 
 
-def test_a_second_run_or_resume_of_a_thread_being_executed_is_refused(tmp_path: Path) -> None:
+def test_a_second_run_or_resume_of_a_thread_being_executed_is_refused(
+    store: Store, tmp_path: Path
+) -> None:
     with FakeOpenAIServer() as server:
         server.latency = lambda served: 30.0 if served.number == 1 else 0.0
         args = ["run", PROBLEM, "--model", server.spec(), "--graph", "long_cot", "-q"]
-        holder = forked.start([*args, "--thread-id", "busy", *files(tmp_path)], tmp_path / "out")
+        holder = forked.start([*args, "--thread-id", "busy", *store.args], tmp_path / "out")
         wait_for(lambda: len(server.requests) == 1)
-        again = forked.run([*args, "--thread-id", "busy", *files(tmp_path)], tmp_path / "out")
-        resumed = forked.run(["resume", "busy", "--db", files(tmp_path)[1]], tmp_path / "out")
+        again = forked.run([*args, "--thread-id", "busy", *store.args], tmp_path / "out")
+        resumed = forked.run(["resume", "busy", "--db", store.ledger], tmp_path / "out")
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait()
         assert len(server.requests) == 1  # neither refused command made a call
@@ -137,8 +138,8 @@ def test_a_second_run_or_resume_of_a_thread_being_executed_is_refused(tmp_path: 
         )
 
 
-def test_a_lease_whose_holder_died_is_taken_over(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.sqlite")
+def test_a_lease_whose_holder_died_is_taken_over(store: Store) -> None:
+    ledger = Ledger(store.ledger)
     gone = subprocess.run([sys.executable, "-c", "pass"], check=True)
     assert gone.returncode == 0
     dead = leases.Holder(id="dead", pid=subprocess.Popen([sys.executable, "-c", "pass"]).pid)
@@ -154,8 +155,8 @@ def test_a_lease_whose_holder_died_is_taken_over(tmp_path: Path) -> None:
     ledger.close()
 
 
-def test_a_lease_on_another_host_is_kept_until_its_heartbeat_is_stale(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.sqlite")
+def test_a_lease_on_another_host_is_kept_until_its_heartbeat_is_stale(store: Store) -> None:
+    ledger = Ledger(store.ledger)
     far = leases.Holder(id="far", host="gpu-box-7", pid=4242)
     ledger.take_lease("t", far)
     with pytest.raises(leases.LeaseHeldError, match=r"by pid 4242 on host gpu-box-7 since "):
@@ -172,7 +173,7 @@ def test_a_lease_on_another_host_is_kept_until_its_heartbeat_is_stale(tmp_path: 
 
 
 @pytest.mark.slow
-def test_eight_processes_share_one_sqlite_ledger(tmp_path: Path) -> None:
+def test_eight_processes_share_one_ledger(store: Store, tmp_path: Path) -> None:
     with FakeOpenAIServer() as server:
         server.latency = 0.02
         children = [
@@ -187,7 +188,7 @@ def test_eight_processes_share_one_sqlite_ledger(tmp_path: Path) -> None:
                     "--thread-id",
                     f"p{number}",
                     "-q",
-                    *files(tmp_path),
+                    *store.args,
                 ],
                 tmp_path / "out",
             )
@@ -196,7 +197,7 @@ def test_eight_processes_share_one_sqlite_ledger(tmp_path: Path) -> None:
         codes = [child.wait() for child in children]
     assert codes == [0] * 8, [child.err for child in children]
     assert not any("locked" in child.err for child in children)
-    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger = Ledger(store.ledger)
     runs = [ledger.get_run(f"p{number}") for number in range(8)]
     ledger.close()
     for run in runs:
@@ -212,7 +213,7 @@ def test_eight_processes_share_one_sqlite_ledger(tmp_path: Path) -> None:
     [(signal.SIGINT, "Ctrl-C (SIGINT)", 130), (signal.SIGTERM, "SIGTERM", 143)],
 )
 def test_a_signal_records_the_calls_in_flight_and_says_how_to_resume(
-    tmp_path: Path, number: signal.Signals, name: str, code: int
+    store: Store, tmp_path: Path, number: signal.Signals, name: str, code: int
 ) -> None:
     def hang_refine(served: Served) -> Fault | None:
         return Fault(hang=60) if served.role == "refine" else None
@@ -229,7 +230,7 @@ def test_a_signal_records_the_calls_in_flight_and_says_how_to_resume(
                 "--thread-id",
                 "i",
                 "-q",
-                *files(tmp_path),
+                *store.args,
             ],
             tmp_path / "out",
         )
@@ -237,13 +238,13 @@ def test_a_signal_records_the_calls_in_flight_and_says_how_to_resume(
         os.kill(child.pid, number)
         assert child.wait() == code
         server.fault = lambda served: None
-        resumed = forked.run(["resume", "i", "-q", "--db", files(tmp_path)[1]], tmp_path / "out")
+        resumed = forked.run(["resume", "i", "-q", "--db", store.ledger], tmp_path / "out")
     assert child.err == (
         f"Error: run i interrupted by {name} after 4 calls; its calls in flight were recorded as "
         f"cancelled; continue it with: pdr resume i\n"
     )
     assert resumed.process.exitcode == 0 and "Answer: 391" in resumed.out
-    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger = Ledger(store.ledger)
     run = ledger.get_run("i")
     ledger.close()
     assert run is not None and run.status == "done"

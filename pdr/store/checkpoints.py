@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -96,7 +97,12 @@ def check_checkpoints(location: Location, again: bool = False) -> None:
         with psycopg.Connection.connect(
             url, autocommit=True, prepare_threshold=0, row_factory=dict_row, connect_timeout=10
         ) as connection:
-            connection.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK_KEY,))
+            # Polled, not waited for inside a statement: LangGraph's setup builds indexes
+            # CONCURRENTLY, which waits for every open transaction, a blocked waiter's too.
+            while not connection.execute(
+                "SELECT pg_try_advisory_lock(%s) AS taken", (SETUP_LOCK_KEY,)
+            ).fetchone()["taken"]:  # type: ignore[index]
+                time.sleep(0.05)
             try:
                 PostgresSaver(connection).setup()
             finally:
