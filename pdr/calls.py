@@ -11,6 +11,10 @@ An attempt that runs past the context's ``timeout`` is cancelled and retried lik
 failure; it is recorded as cancelled, with its prompt tokens estimated (the provider reported
 nothing). Before each attempt the call's worst case (prompt plus output cap) is checked against the
 branch's allowance (``pdr.caps``): a call that does not fit is not made (``BudgetExhaustedError``).
+
+A model spec naming several replicas (``pdr.models.replicas``) gives each attempt the least busy
+replica, recorded in the attempt's record (``replica``); an attempt that failed on one replica
+for a transient reason or its time-out marks it down, and the retry goes to another at once.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from pdr.models import (
     reached_model,
 )
 from pdr.models.base import count_pieces
+from pdr.models.replicas import Route, replica_for
 from pdr.redact import redact
 
 __all__ = ["BudgetExhaustedError", "CallFailedError", "CallResult", "call_model", "sampling_for"]
@@ -161,8 +166,10 @@ async def call_model(
     worst_total = worst_critical + (options.n - 1) * options.max_tokens
     records: list[CallRecord] = []
 
-    def keep(record: CallRecord, attempt_id: str) -> None:
+    def keep(record: CallRecord, attempt_id: str, route: Route) -> None:
         record["attempt_id"] = attempt_id
+        if route.name is not None:
+            record["replica"] = route.name
         records.append(record)
         emit(CALL_FINISHED, record=record)
 
@@ -174,39 +181,55 @@ async def call_model(
             )
         attempt_id = uuid.uuid4().hex
         failure: Exception | None = None
-        in_flight = _cancelled(model, role, round_, index, attempt, prompt, 0.0, IN_FLIGHT)
-        in_flight["attempt_id"] = attempt_id
         async with _limit(context.max_concurrency):
-            await announce(CALL_STARTED, record=in_flight)
-            started = time.perf_counter()
-            try:
-                async with asyncio.timeout(context.timeout):
-                    generation = await backend.generate(messages, options)
-            except asyncio.CancelledError:
-                elapsed = time.perf_counter() - started
-                note = f"{CANCELLED}: the run was stopped during the call"
-                keep(
-                    _cancelled(model, role, round_, index, attempt, prompt, elapsed, note),
-                    attempt_id,
-                )
-                raise
-            except Exception as error:
-                failure = error
+            with replica_for(backend) as route:
+                in_flight = _cancelled(model, role, round_, index, attempt, prompt, 0.0, IN_FLIGHT)
+                in_flight["attempt_id"] = attempt_id
+                if route.name is not None:
+                    in_flight["replica"] = route.name
+                await announce(CALL_STARTED, record=in_flight)
+                started = time.perf_counter()
+                try:
+                    async with asyncio.timeout(context.timeout):
+                        generation = await route.backend.generate(messages, options)
+                except asyncio.CancelledError:
+                    elapsed = time.perf_counter() - started
+                    note = f"{CANCELLED}: the run was stopped during the call"
+                    keep(
+                        _cancelled(model, role, round_, index, attempt, prompt, elapsed, note),
+                        attempt_id,
+                        route,
+                    )
+                    raise
+                except Exception as error:
+                    failure = error
+                    route.failed(error)
         if failure is None:
-            keep(_succeeded(model, role, round_, index, attempt, generation, started), attempt_id)
+            record = _succeeded(model, role, round_, index, attempt, generation, started)
+            keep(record, attempt_id, route)
             return CallResult(generation, records)
         last = attempt == context.max_retries
+        # Another replica is up: the retry goes there now, whatever this one asked for.
+        elsewhere = not last and route.elsewhere()
         if isinstance(failure, TimeoutError):
             elapsed = time.perf_counter() - started
             note = f"{CANCELLED}: no reply within the timeout of {context.timeout:g} s"
-            keep(_cancelled(model, role, round_, index, attempt, prompt, elapsed, note), attempt_id)
+            keep(
+                _cancelled(model, role, round_, index, attempt, prompt, elapsed, note),
+                attempt_id,
+                route,
+            )
             if last:
                 raise CallFailedError(f"{role} call to {model!r}: {note}", records) from failure
             delay = _backoff(attempt)
         elif isinstance(failure, TransientBackendError):
-            keep(_failed(model, role, round_, index, attempt, started, failure, prompt), attempt_id)
+            keep(
+                _failed(model, role, round_, index, attempt, started, failure, prompt),
+                attempt_id,
+                route,
+            )
             wait = failure.retry_after
-            if not last and wait is not None and wait > MAX_RETRY_AFTER_S:
+            if not last and not elsewhere and wait is not None and wait > MAX_RETRY_AFTER_S:
                 raise CallFailedError(
                     f"{role} call failed: {failure}; the server asked to retry after {wait:g} s, "
                     f"longer than pdr waits ({MAX_RETRY_AFTER_S:g} s)",
@@ -216,11 +239,15 @@ async def call_model(
                 raise CallFailedError(f"{role} call failed: {failure}", records) from failure
             delay = max(_backoff(attempt), wait or 0.0)
         else:
-            keep(_failed(model, role, round_, index, attempt, started, failure, prompt), attempt_id)
+            keep(
+                _failed(model, role, round_, index, attempt, started, failure, prompt),
+                attempt_id,
+                route,
+            )
             raise CallFailedError(
                 f"{role} call to {model!r} failed: {redact(str(failure))}", records
             ) from failure
-        await asyncio.sleep(delay)
+        await asyncio.sleep(0.0 if elsewhere else delay)
     raise AssertionError("unreachable: the loop returns or raises")
 
 

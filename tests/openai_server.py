@@ -15,6 +15,10 @@ headers (429 with ``Retry-After``), a raw body (malformed JSON, no choices), a h
 after the reply was written), so tests can stop pdr at exact points of a run. Each request is
 also labelled with the step that sent it (role from the system prompt, round and branch found by
 recomputing the per-call seed for its messages), so a test can tell which calls were made twice.
+
+A server can also stand in for one replica of several: ``slots`` caps the requests it works on at
+once (the rest queue, as on a GPU server at its batch size), and ``stop()`` takes it down mid-run
+(new connections are refused, requests on open connections are dropped unanswered).
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ class Fault:
         content: the reply text instead of ``reply`` (escape sequences, a malformed answer).
         kill_on_arrival: SIGKILL the client when the request arrives; never answer.
         kill_after: SIGKILL the client this many seconds after the reply was written.
+        drop: close the connection without answering (a server that went down).
     """
 
     status: int = 200
@@ -75,6 +80,7 @@ class Fault:
     content: str | None = None
     kill_on_arrival: bool = False
     kill_after: float | None = None
+    drop: bool = False
 
 
 @dataclass
@@ -115,6 +121,8 @@ class FakeOpenAIServer:
         fault: the fault of a request, if any.
         target_pid: the client process that ``kill_*`` faults kill.
         requests: every request, in arrival order.
+        slots: requests worked on at once (None: no limit); the others wait their turn.
+        stopped: set by ``stop()``: every request from then on is dropped.
     """
 
     reply: Reply = default_reply
@@ -122,9 +130,12 @@ class FakeOpenAIServer:
     fault: Callable[[Served], Fault | None] = lambda served: None
     target_pid: int | None = None
     requests: list[Served] = field(default_factory=list)
+    slots: int | None = None
+    stopped: bool = False
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._slots = threading.Semaphore(self.slots) if self.slots else None
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -138,8 +149,19 @@ class FakeOpenAIServer:
                 if fault.kill_on_arrival:
                     server.kill()
                     return
+                if fault.drop or server.stopped:
+                    self.close_connection = True
+                    return
                 delay = server.latency(served) if callable(server.latency) else server.latency
-                time.sleep(delay + fault.hang)
+                if server._slots is not None:
+                    with server._slots:
+                        time.sleep(delay)
+                    time.sleep(fault.hang)
+                else:
+                    time.sleep(delay + fault.hang)
+                if server.stopped:  # went down while working on it
+                    self.close_connection = True
+                    return
                 data = fault.body
                 if data is None:
                     payload = (
@@ -200,6 +222,16 @@ class FakeOpenAIServer:
             served.number = len(self.requests) + 1
             self.requests.append(served)
         return served
+
+    def stop(self) -> None:
+        """Go down: refuse new connections and drop every request from now on."""
+        self.stopped = True
+
+        def close() -> None:
+            self._http.shutdown()  # up to half a second: meanwhile requests are dropped
+            self._http.server_close()
+
+        threading.Thread(target=close, daemon=True).start()
 
     def kill(self) -> None:
         """SIGKILL the target client process (the test sets ``target_pid``)."""

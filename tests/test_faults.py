@@ -336,8 +336,7 @@ def test_a_password_in_the_database_url_is_never_stored_or_shown(
     # Every row of every table, the ledger's and LangGraph's, as text.
     with psycopg.connect(url) as connection:
         names = connection.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = "
-            "current_schema()"
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
         ).fetchall()
         assert len(names) >= 10
         for (name,) in names:

@@ -297,9 +297,7 @@ async def test_gold_and_grade_are_stored(scripted: ScriptedChatModel, store: Sto
     ledger.close()
 
 
-async def test_resuming_a_done_run_makes_no_call(
-    scripted: ScriptedChatModel, store: Store
-) -> None:
+async def test_resuming_a_done_run_makes_no_call(scripted: ScriptedChatModel, store: Store) -> None:
     ledger = Ledger(store.ledger)
     first = await run_problem(
         graph="sr",

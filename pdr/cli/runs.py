@@ -121,11 +121,13 @@ def render_run(out: Console, found: RunDetail) -> None:
     records = found.call_records
     rounds = sorted({r["round"] for r in records} | {w.round for w in found.workspaces})
     several_models = len({r["model"] for r in records}) > 1
+    replicas = any(r.get("replica") for r in records)
     for number in rounds:
         table = Table(title=f"Round {number}", title_justify="left")
-        for column in ("Role", "Branch", "Attempt", "Model", "In", "Out", "Reasoning"):
-            if column != "Model" or several_models:
-                table.add_column(column, justify="left" if column in ("Role", "Model") else "right")
+        for column in ("Role", "Branch", "Attempt", "Model", "Replica", "In", "Out", "Reasoning"):
+            if (column != "Model" or several_models) and (column != "Replica" or replicas):
+                left = column in ("Role", "Model", "Replica")
+                table.add_column(column, justify="left" if left else "right")
         for column in ("Cached", "Total", "Seconds", "Note"):
             table.add_column(column, justify="left" if column == "Note" else "right")
         for record in (r for r in records if r["round"] == number):
@@ -134,6 +136,7 @@ def render_run(out: Console, found: RunDetail) -> None:
             notes += ["repeat"] * bool(record.get("repeat"))
             note = ", ".join(n for n in notes if n)
             model = [text(record["model"])] if several_models else []
+            model += [text(record.get("replica") or "")] if replicas else []
             table.add_row(
                 record["role"],
                 str(record["index"]),

@@ -9,6 +9,8 @@ Accepted forms (``context.model`` and the per-role models are one such string):
 - ``google_genai:MODEL`` (e.g. ``google_genai:gemini-2.5-flash``), key in ``GOOGLE_API_KEY``.
 - ``vllm:MODEL@http://host:port/v1``: an OpenAI-compatible server (``vllm serve``, or
   ``python -m llama_cpp.server``); optional key in ``VLLM_API_KEY``.
+  ``vllm:MODEL@http://host1:8000/v1,http://host2:8000/v1``: replicas of one model, each call on
+  the least busy one, failing over to another (``pdr.models.replicas``).
 - ``vllm-engine:MODEL``: an in-process ``vllm.LLM`` on this machine's GPU (the ``vllm`` extra).
 - any other ``provider:model`` that LangChain's ``init_chat_model`` knows (e.g. ``anthropic:...``
   with its integration package installed), one sample per call.
@@ -22,16 +24,18 @@ from langchain.chat_models import init_chat_model
 
 from pdr.models.base import BackendError, ChatBackend
 from pdr.models.langchain_backend import LangChainBackend
+from pdr.redact import redact
 
 ACCEPTED_FORMS = (
     "'embedded' (offline default, Qwen2.5-Coder-1.5B on llama.cpp), 'embedded:fast' (0.5B), "
     "a path to a .gguf file or 'llamacpp:/path/model.gguf', 'openai:MODEL' (e.g. "
     "'openai:o3-mini'), 'google_genai:MODEL' (e.g. 'google_genai:gemini-2.5-flash'), "
-    "'vllm:MODEL@http://host:port/v1' (OpenAI-compatible server), 'vllm-engine:MODEL' "
+    "'vllm:MODEL@http://host:port/v1' (OpenAI-compatible server; replicas: "
+    "'vllm:MODEL@http://h1:8000/v1,http://h2:8000/v1'), 'vllm-engine:MODEL' "
     "(in-process vLLM on a GPU), or another 'provider:model' known to init_chat_model"
 )
 
-_SERVER = re.compile(r"^(?P<model>[^@]+)@(?P<url>https?://\S+)$")
+_SERVER = re.compile(r"^(?P<model>[^@]+)@(?P<url>https?://.+)$", re.DOTALL)
 
 
 def backend_from_spec(spec: str) -> ChatBackend:
@@ -71,12 +75,18 @@ def backend_from_spec(spec: str) -> ChatBackend:
         found = _SERVER.match(rest)
         if not found:
             raise BackendError(
-                f"model {spec!r}: a server spec is 'vllm:MODEL@http://host:port/v1', e.g. "
+                f"model {redact(spec)!r}: a server spec is 'vllm:MODEL@http://host:port/v1' "
+                f"(several replicas: separate their base URLs with commas), e.g. "
                 f"'vllm:Qwen/Qwen3-8B@http://localhost:8000/v1'"
             )
+        from pdr.models.replicas import parse_replicas, replica_pool
+
+        urls = parse_replicas(spec, found["url"])
+        if len(urls) > 1:
+            return replica_pool(spec, found["model"], urls)
         from pdr.models.providers import OpenAICompatibleBackend
 
-        return OpenAICompatibleBackend(spec, found["model"], found["url"])
+        return OpenAICompatibleBackend(spec, found["model"], urls[0])
     if provider == "vllm-engine":
         from pdr.models.vllm_engine import VLLMEngineBackend
 

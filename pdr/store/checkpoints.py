@@ -43,7 +43,7 @@ Location = str | Path
 BUSY_TIMEOUT_S = 30.0
 # An arbitrary 64-bit key: the advisory lock under which LangGraph's tables are created.
 SETUP_LOCK_KEY = 0x7064725F63686B70
-_prepared: set[str] = set()  # PostgreSQL URLs whose tables this process has checked
+_prepared: set[str] = set()  # locations whose tables this process has checked
 
 
 class CheckpointError(ValueError):
@@ -120,7 +120,8 @@ def check_checkpoint_file(path: str | Path) -> None:
     """Raise CheckpointError unless ``path`` is absent, empty or a SQLite database.
 
     Checked before a run writes anything, so a file that is not a database is reported in one
-    line instead of failing the run after its ledger row was written.
+    line instead of failing the run after its ledger row was written. The file is then put in
+    WAL mode with LangGraph's tables (``set_up_sqlite``).
     """
     location = Path(path).expanduser()
     if location.is_dir():
@@ -136,6 +137,31 @@ def check_checkpoint_file(path: str | Path) -> None:
             f"the checkpoint file {location} is not a SQLite database ({error}); move it away "
             f"or name another file"
         ) from None
+    set_up_sqlite(location)
+
+
+def set_up_sqlite(location: Path) -> None:
+    """Put a checkpoint file in WAL mode and give it LangGraph's tables, once.
+
+    Runs that start together on a new file (an evaluation's, or several workers') would
+    otherwise each switch its journal mode and create the tables on first use, and some fail at
+    once with "database is locked" (neither step waits on the busy timeout). Here a process
+    that finds the file locked tries again.
+    """
+    key = str(location.resolve())
+    if key in _prepared and location.exists():
+        return
+    for attempt in range(100):
+        try:
+            with contextlib.closing(sqlite3.connect(location, timeout=BUSY_TIMEOUT_S)) as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                SqliteSaver(db).setup()
+            break
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == 99:
+                raise CheckpointError(f"cannot set up {describe(location)}: {error}") from None
+            time.sleep(0.02 * (1 + attempt % 10))
+    _prepared.add(key)
 
 
 def sqlite_checkpointer(path: str | Path) -> SqliteSaver:
