@@ -8,6 +8,7 @@ on stderr and a non-zero exit status, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,15 +19,15 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
-    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 
 from pdr.cli.options import context_options, context_values, with_context_options
+from pdr.cli.reports import ProgressBar, markdown, print_report, write_outputs
 from pdr.cli.terminal import CommandError, LiveConsole, print_error
+from pdr.cli.workers import print_status, start_workers, wait_for
 from pdr.evaluation import harness as h
 from pdr.evaluation.configs import (
     METHODS,
@@ -38,18 +39,14 @@ from pdr.evaluation.configs import (
     shared_values,
 )
 from pdr.evaluation.datasets import FieldMap, load_dataset
-from pdr.evaluation.drafts import drafts_markdown
-from pdr.evaluation.inject import INJECT_MODES, injection_markdown, with_injections
+from pdr.evaluation.inject import INJECT_MODES, with_injections
 from pdr.evaluation.problems import DatasetError
 from pdr.evaluation.report import (
-    BUDGET_NOTE,
     EvalReport,
     csv_text,
-    markdown_table,
-    matching_markdown,
-    rich_table,
     stored_report,
 )
+from pdr.evaluation.workers import joined_harness
 from pdr.graphs.catalog import check_models, make_context
 from pdr.graphs.context import ContextError, RunContext
 from pdr.models import BackendError
@@ -76,38 +73,6 @@ def _one_line_errors() -> Iterator[None]:
         raise typer.Exit(error.code if isinstance(error, CommandError) else 2) from None
 
 
-class _Bar:
-    """A Rich progress bar per phase: items done/total and the running accuracy.
-
-    Off a terminal (a log file, CI) a live bar cannot redraw, so a plain line is printed instead
-    every twentieth of the phase and at its end.
-    """
-
-    def __init__(self, progress: Progress, lines: bool = False) -> None:
-        self.progress = progress
-        self.lines = lines
-        self.tasks: dict[str, TaskID] = {}
-
-    def __call__(self, state: h.Progress) -> None:
-        if state.phase not in self.tasks:
-            title = "calibrating" if state.phase == "calibrate" else "evaluating"
-            self.tasks[state.phase] = self.progress.add_task(title, total=state.total, acc="")
-        accuracy = state.accuracy
-        acc = f"acc {100 * accuracy:.1f}% of {state.finished}" if accuracy is not None else ""
-        if state.failed:
-            acc += f", {state.failed} failed"
-        if state.skipped:
-            acc += f", {state.skipped} done before"
-        self.progress.update(self.tasks[state.phase], completed=state.done, acc=acc)
-        step = max(1, state.total // 20)
-        if self.lines and state.finished and (state.done % step == 0 or state.done == state.total):
-            elapsed = self.progress.tasks[self.tasks[state.phase]].elapsed or 0.0
-            console.print(
-                f"{state.phase}: {state.done}/{state.total} {acc} ({elapsed:.0f} s)",
-                highlight=False,
-            )
-
-
 def _ladders(methods: list[str], configs: list[str], max_tokens: int) -> list[Config]:
     custom = [parse_config(text) for text in configs]
     ladders: list[Config] = []
@@ -120,77 +85,16 @@ def _ladders(methods: list[str], configs: list[str], max_tokens: int) -> list[Co
     return ladders
 
 
-def _print_report(report: EvalReport) -> None:
-    if report.measurements:
-        table = Table(title="budget matching (calibration runs)")
-        for header in (
-            "method",
-            "configuration",
-            "calibration runs",
-            "measured B_seq",
-            "picked for",
-        ):
-            table.add_column(header, justify="left" if header != "measured B_seq" else "right")
-        for measurement in report.measurements:
-            targets = [
-                str(pick.target) for pick in report.picks if pick.config == measurement.config
-            ]
-            measured = f"{measurement.b_seq:,.0f}" if measurement.runs else "-"
-            table.add_row(
-                measurement.config.method,
-                measurement.config.label.removeprefix(measurement.config.method).strip(),
-                str(measurement.runs),
-                measured,
-                ", ".join(targets),
-            )
-        console.print(table)
-    if report.rows:
-        console.print(rich_table(report.rows, title=f"{report.name} (achieved budgets, means)"))
-        console.print(BUDGET_NOTE, highlight=False)
-    else:
-        console.print("no finished runs yet")
-    for title, text in (
-        ("Round-1 drafts and the final answer", drafts_markdown(report.drafts)),
-        ("Accuracy with a planted candidate", injection_markdown(report.injections)),
-    ):
-        if text:
-            console.print(f"\n{title}:\n{text}", highlight=False, markup=False)
-
-
-def _markdown(report: EvalReport) -> str:
-    """The results table and what its budgets count; then budget matching, drafts, injection."""
-    parts = [markdown_table(report.rows), BUDGET_NOTE + "\n"]
-    matching = matching_markdown(report)
-    if matching:
-        parts.append(f"Budget matching (calibration runs):\n\n{matching}")
-    drafts = drafts_markdown(report.drafts)
-    if drafts:
-        parts.append(f"Round-1 drafts and the final answer:\n\n{drafts}")
-    injections = injection_markdown(report.injections)
-    if injections:
-        parts.append(f"Accuracy with a candidate planted among round 1's drafts:\n\n{injections}")
-    return "\n".join(parts)
-
-
-def _write_outputs(report: EvalReport, out: Path) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.md").write_text(_markdown(report))
-    (out / "results.csv").write_text(csv_text(report.rows))
-    from pdr.evaluation.plot import write_figures  # matplotlib: only when a figure is written
-
-    return [out / "results.md", out / "results.csv", *write_figures(report.rows, out)]
-
-
 def eval_command(
     dataset: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--dataset",
             "-d",
             help="A .jsonl file, 'synthetic:level=2,n=50,seed=0', a preset (aime24, aime25, "
             "amc23, gsm8k) or 'hf:OWNER/NAME[:CONFIG][@SPLIT]'.",
         ),
-    ],
+    ] = None,
     method: Annotated[
         list[str] | None,
         typer.Option("--method", "-m", help="pdr, sr or long_cot; repeat it (default: all three)."),
@@ -221,7 +125,30 @@ def eval_command(
         int, typer.Option(help="Items each ladder configuration is measured on for --budget.")
     ] = 2,
     limit: Annotated[int | None, typer.Option(help="Use the first N problems only.")] = None,
-    concurrency: Annotated[int, typer.Option(help="Runs (problems) in flight at once.")] = 4,
+    concurrency: Annotated[
+        int, typer.Option(help="Runs (problems) in flight at once (per worker).")
+    ] = 4,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes on this machine sharing the experiment.")
+    ] = 1,
+    join: Annotated[
+        str | None,
+        typer.Option(
+            help="Add a worker to a stored experiment (name or id) from any machine that "
+            "reaches --db; nothing else is needed."
+        ),
+    ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="Show an experiment's cells done, in flight per worker, accuracy."),
+    ] = None,
+    lease_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds after a worker's last heartbeat when its cells go to another worker "
+            "(stored with a new experiment; default 60)."
+        ),
+    ] = None,
     name: Annotated[
         str | None,
         typer.Option(
@@ -236,7 +163,11 @@ def eval_command(
         ),
     ] = None,
     checkpoints: Annotated[
-        Path | None, typer.Option(help="LangGraph checkpoint file (default: PDR_CHECKPOINTS).")
+        str | None,
+        typer.Option(
+            help="LangGraph checkpoints: a SQLite file or a postgresql:// URL (default: "
+            "PDR_CHECKPOINTS)."
+        ),
     ] = None,
     out: Annotated[
         Path | None,
@@ -272,6 +203,48 @@ def eval_command(
     own values win over them.
     """
     with _one_line_errors():
+        if status is not None:
+            ledger = Ledger(database)
+            try:
+                print_status(console, ledger, status)
+            finally:
+                ledger.close()
+            return
+        bar_view = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[acc]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not progress or not console.is_terminal,
+        )
+        on_progress = ProgressBar(bar_view, lines=progress and not console.is_terminal)
+        if join is not None:
+            harness = joined_harness(
+                Ledger(database),
+                join,
+                checkpoints=checkpoints or os.environ.get("PDR_CHECKPOINTS"),
+                concurrency=concurrency,
+                on_progress=on_progress,
+            )
+            console.print(f"worker pid {os.getpid()} joined {harness.name}", highlight=False)
+            with bar_view:
+                _interruptible(harness)
+            console.print(
+                f"worker pid {os.getpid()}: every cell of {harness.name} is done "
+                f"({harness.taken_over} taken over from workers that stopped)",
+                highlight=False,
+            )
+            return
+        if dataset is None:
+            raise EvalError(
+                "--dataset: name the problems to evaluate (or --join EXPERIMENT to add a worker, "
+                "--status EXPERIMENT to see one)"
+            )
+        if workers < 1:
+            raise EvalError(f"--workers must be >= 1, got {workers}")
         fields = None
         if problem_field or answer_field or id_field:
             fields = FieldMap(problem_field, answer_field, id_field)
@@ -311,39 +284,48 @@ def eval_command(
             make_context("long_cot", model=model_spec, **shared_values("long_cot", shared))
         )
         ledger = Ledger(database)
-        bar_view = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[acc]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            disable=not progress or not console.is_terminal,
-        )
         harness = h.Harness(
             spec,
             ledger,
             name=name,
             concurrency=concurrency,
             checkpoints=checkpoints,
-            on_progress=_Bar(bar_view, lines=progress and not console.is_terminal),
+            on_progress=on_progress,
+            lease_timeout_s=lease_timeout,
         )
         console.print(
             f"experiment [bold]{harness.name}[/bold] (id {harness.experiment_id}): "
             f"{len(data)} problems of {data.name}, model {model_spec}, ledger {ledger.url}",
             highlight=False,
         )
-        try:
+        if workers > 1:
+            children = start_workers(harness, workers, concurrency, checkpoints)
+            console.print(
+                f"{workers} workers started (pids {', '.join(str(c.pid) for c in children)})"
+            )
+            try:
+                wait_for(children, harness, errors)
+            except KeyboardInterrupt:
+                errors.print(
+                    "stopped; run the same command again to resume (finished runs are kept)"
+                )
+                raise typer.Exit(130) from None
+            report = harness.report()
+        else:
             with bar_view:
-                report = asyncio.run(harness.run())
-        except KeyboardInterrupt:
-            errors.print("stopped; run the same command again to resume (finished runs are kept)")
-            raise typer.Exit(130) from None
-        _print_report(report)
+                report = _interruptible(harness)
+        print_report(report)
         if out is not None and report.rows:
-            for path in _write_outputs(report, out):
+            for path in write_outputs(report, out):
                 console.print(f"wrote {path}", highlight=False)
+
+
+def _interruptible(harness: h.Harness) -> EvalReport:
+    try:
+        return asyncio.run(harness.run())
+    except KeyboardInterrupt:
+        errors.print("stopped; run the same command again to resume (finished runs are kept)")
+        raise typer.Exit(130) from None
 
 
 with_context_options(eval_command, SHARED_OPTIONS)
@@ -369,9 +351,9 @@ def plot_command(
         report = stored_report(ledger, experiment)
         if not report.rows:
             raise EvalError(f"experiment {experiment!r} has no finished runs to plot yet")
-        _print_report(report)
+        print_report(report)
         out.mkdir(parents=True, exist_ok=True)
-        (out / f"{stem}.md").write_text(_markdown(report))
+        (out / f"{stem}.md").write_text(markdown(report))
         (out / f"{stem}.csv").write_text(csv_text(report.rows))
         from pdr.evaluation.plot import write_figures  # matplotlib: only when plotting
 

@@ -30,10 +30,9 @@ budgets, not on caps, is what keeps such a method from being credited with a bud
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-import uuid
+import socket
+import threading
 from collections.abc import Callable, Sequence
-from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -46,12 +45,18 @@ from pdr.evaluation.problems import Problem
 from pdr.evaluation.report import EvalReport, analyses, summarize, to_run_result
 from pdr.graphs.catalog import make_context
 from pdr.graphs.context import RunContext
-from pdr.runner import run_problem
-from pdr.settings import checkpoints_path
+from pdr.runner import RunOutcome, resume_problem, run_problem
+from pdr.settings import checkpoints_location
+from pdr.store.cells import CellKey, Claim
+from pdr.store.checkpoints import CheckpointError, stored_form
+from pdr.store.leases import Holder, LeaseHeldError
 from pdr.store.ledger import ENDED, FINISHED, Ledger
+from pdr.store.queue import StoredItem, WorkQueue
 from pdr.store.rows import ResultRow
 
 Phase = Literal["calibrate", "evaluate"]
+POLL_S = 0.5
+"""How often a worker with nothing to claim looks again (cells held by others may lapse)."""
 
 
 @dataclass(frozen=True)
@@ -111,8 +116,10 @@ class Harness:
         concurrency: int = 4,
         checkpoints: str | Path | None = None,
         on_progress: ProgressHandler | None = None,
+        lease_timeout_s: float | None = None,
+        joining: bool = False,
     ) -> None:
-        """Prepare (find or create) the experiment.
+        """Prepare (find or create) the experiment and its work queue.
 
         Args:
             spec: what to run.
@@ -122,12 +129,18 @@ class Harness:
             concurrency: at most this many runs (problems) in flight at once.
             checkpoints: the LangGraph checkpoint file of the runs (default: the data dir's).
             on_progress: receives a Progress after every finished run.
+            lease_timeout_s: how long a worker's claim outlives its last heartbeat (default: the
+                experiment's, else ``DEFAULT_LEASE_TIMEOUT_S``); stored with a new experiment.
+            joining: a worker joining a running experiment (``pdr eval --join``): the stored
+                problems and settings are used as they are, and nothing is queued again.
 
         Raises:
             EvalError: the experiment exists with another config, or an argument is unusable.
         """
         if concurrency < 1:
             raise EvalError(f"concurrency must be >= 1, got {concurrency}")
+        if lease_timeout_s is not None and lease_timeout_s <= 0:
+            raise EvalError(f"the lease time-out must be > 0 seconds, got {lease_timeout_s:g}")
         if not spec.ladders:
             raise EvalError("no configurations to run: give at least one method")
         if not spec.seeds:
@@ -160,6 +173,19 @@ class Harness:
             self.experiment_id = found
         # The runs' own call cap; the harness caps whole runs with `concurrency`.
         self._shared = dict(spec.context)
+        self.me = Holder()
+        self.taken_over = 0  # cells of dead workers this one finished
+        self.queue = WorkQueue(ledger, self.experiment_id)
+        self.lease_timeout_s = lease_timeout_s or self.queue.settings().lease_timeout_s
+        if joining:
+            return
+        self.queue.save(
+            [StoredItem(p.id, p.problem, p.answer, p.level) for p in spec.dataset.problems],
+            checkpoints=stored_form(checkpoints_location(checkpoints)),
+            host=socket.gethostname(),
+            lease_timeout_s=self.lease_timeout_s,
+        )
+        self.queue.reopen(self.me)
 
     # -- the grid --------------------------------------------------------------------------
 
@@ -205,8 +231,11 @@ class Harness:
     # -- running ---------------------------------------------------------------------------
 
     async def run(self) -> EvalReport:
-        """Calibrate (with budgets), then evaluate; returns the report of the experiment."""
-        write_ahead_log(checkpoints_path(self.checkpoints))
+        """Calibrate (with budgets), then evaluate; returns the report of the experiment.
+
+        The cells are claimed from the experiment's work queue, so other workers (``pdr eval
+        --join``) may share the work; this worker returns once every cell is done, whoever ran it.
+        """
         await self._run_cells("calibrate", self.calibration_cells())
         chosen = self.chosen_configs()
         if self.spec.budgets and not chosen:
@@ -218,25 +247,65 @@ class Harness:
         return self.report()
 
     async def _run_cells(self, phase: Phase, cells: Sequence[Cell]) -> None:
-        completed = self.ledger.completed_items(self.experiment_id)
-        todo = [cell for cell in cells if cell.key not in completed]
-        progress = Progress(phase, done=len(cells) - len(todo), total=len(cells))
-        progress.skipped = progress.done
         if not cells:
             return
+        by_key = {cell.key: cell for cell in cells}
+        keys = [
+            CellKey(phase, position, c.config.method, c.config.label, c.problem.id, c.seed)
+            for position, c in enumerate(cells)
+        ]
+        completed = await asyncio.to_thread(self.ledger.completed_items, self.experiment_id)
+        await asyncio.to_thread(self.queue.enqueue, keys, completed)
+        queued = await asyncio.to_thread(self.queue.state, phase)
+        # A picked configuration's calibration cells are queued in the calibration phase.
+        done = len(cells) - queued.waiting - queued.running
+        progress = Progress(phase, done=done, total=len(cells), skipped=done)
         self._emit(progress)
-        limit = asyncio.Semaphore(self.concurrency)
+        held: set[int] = set()
 
-        async def one(cell: Cell) -> None:
-            async with limit:
-                correct, failed = await self.run_cell(cell)
-            progress.done += 1
-            progress.finished += 1
-            progress.correct += int(correct)
-            progress.failed += int(failed)
-            self._emit(progress)
+        async def worker() -> None:
+            while True:
+                claim = await asyncio.to_thread(
+                    self.queue.claim, phase, self.me, self.lease_timeout_s
+                )
+                if claim is None:
+                    left = await asyncio.to_thread(self.queue.state, phase)
+                    if left.waiting == 0 and left.running == 0:
+                        return
+                    await asyncio.sleep(POLL_S)  # cells held by others: wait, or take them over
+                    continue
+                held.add(claim.id)
+                try:
+                    cell = by_key[(claim.label, claim.item_id, claim.seed)]
+                    ran = await self.run_claim(claim, cell)
+                finally:
+                    held.discard(claim.id)
+                if ran is None:  # its run's lease is still held: look again later
+                    await asyncio.sleep(max(POLL_S, self.lease_timeout_s / 4))
+                    continue
+                correct, failed = ran
+                progress.done += 1
+                progress.finished += 1
+                progress.correct += int(correct)
+                progress.failed += int(failed)
+                self.taken_over += int(claim.taken_over)
+                self._emit(progress)
 
-        await asyncio.gather(*(one(cell) for cell in todo))
+        stop = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(stop,), daemon=True)
+        beat.start()
+        try:
+            await asyncio.gather(*(worker() for _ in range(self.concurrency)))
+        finally:
+            stop.set()
+            if held:  # stopped mid-way: the cells go back to the queue, their runs resumable
+                self.queue.release(self.me, held)
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        # A thread of its own: a run that holds the event loop (a slow import, a tokenizer
+        # loading) must not let this worker's claims lapse.
+        while not stop.wait(self.lease_timeout_s / 4):
+            self.queue.renew(self.me)
 
     def context_for(self, cell: Cell) -> RunContext:
         """The run context of a cell: shared values, the configuration's, model and seed.
@@ -248,32 +317,62 @@ class Harness:
             values["injected_draft"] = planted_solution(cell.problem.answer, cell.config.inject)
         return make_context(cell.config.method, model=self.spec.model, seed=cell.seed, **values)
 
-    async def run_cell(self, cell: Cell) -> tuple[bool, bool]:
-        """Run one cell, link it to the experiment; returns (correct, failed)."""
-        thread_id = f"eval{self.experiment_id}-{uuid.uuid4().hex[:12]}"
-        outcome = await run_problem(
-            graph=cell.config.method,
-            problem=self.spec.prompt(cell.problem),
-            context=self.context_for(cell),
-            distill=cell.config.distill,
-            scorer=cell.config.scorer,
-            thread_id=thread_id,
-            ledger=self.ledger,
-            checkpoints=self.checkpoints,
-            gold=cell.problem.answer,
-            grade=grade_answer,
-            experiment_id=self.experiment_id,
-            item_id=cell.problem.id,
-        )
-        self.ledger.add_result(
+    async def run_claim(self, claim: Claim, cell: Cell) -> tuple[bool, bool] | None:
+        """Run (or resume) a claimed cell, link it, mark it done; returns (correct, failed).
+
+        A cell claimed before (its worker died) has a run: that run is resumed from its
+        checkpoint. Returns None, with the cell back in the queue, when another live process
+        still executes the run (its claim had lapsed).
+        """
+        started = await asyncio.to_thread(self.ledger.get_run, claim.thread_id)
+        try:
+            if started is None:
+                outcome = await run_problem(
+                    graph=cell.config.method,
+                    problem=self.spec.prompt(cell.problem),
+                    context=self.context_for(cell),
+                    distill=cell.config.distill,
+                    scorer=cell.config.scorer,
+                    thread_id=claim.thread_id,
+                    ledger=self.ledger,
+                    checkpoints=self.checkpoints,
+                    gold=cell.problem.answer,
+                    grade=grade_answer,
+                    experiment_id=self.experiment_id,
+                    item_id=cell.problem.id,
+                )
+            else:
+                outcome = await self._resume(claim.thread_id)
+        except LeaseHeldError:
+            await asyncio.to_thread(self.queue.release, self.me, [claim.id])
+            return None
+        await asyncio.to_thread(
+            self.ledger.add_result,
             self.experiment_id,
             label=cell.config.label,
             method=cell.config.method,
             seed=cell.seed,
             item_id=cell.problem.id,
-            thread_id=thread_id,
+            thread_id=claim.thread_id,
         )
+        await asyncio.to_thread(self.queue.finish, claim.id)
         return bool(outcome.grade), outcome.status not in FINISHED
+
+    async def _resume(self, thread_id: str) -> RunOutcome:
+        try:
+            return await resume_problem(
+                thread_id, ledger=self.ledger, checkpoints=self.checkpoints, grade=grade_answer
+            )
+        except CheckpointError:
+            # Claimed and started, but killed before its first checkpoint: start it over (its
+            # calls stay in the ledger; any made again are marked repeats).
+            return await resume_problem(
+                thread_id,
+                ledger=self.ledger,
+                checkpoints=self.checkpoints,
+                grade=grade_answer,
+                restart=True,
+            )
 
     def _emit(self, progress: Progress) -> None:
         if self.on_progress is not None:
@@ -307,18 +406,6 @@ class Harness:
             drafts=drafts,
             injections=injections,
         )
-
-
-def write_ahead_log(path: Path) -> None:
-    """Put the checkpoint SQLite file in WAL mode (a setting the file keeps).
-
-    Every run opens its own connection to the checkpoint file; in SQLite's default rollback mode a
-    run writing its checkpoint and another reading or writing one get "database is locked" under
-    load. In WAL mode readers never block the writer and writers queue on the busy timeout.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with closing(sqlite3.connect(path, timeout=30)) as connection:
-        connection.execute("PRAGMA journal_mode=WAL")
 
 
 def run_eval(spec: EvalSpec, ledger: Ledger, **options: Any) -> EvalReport:

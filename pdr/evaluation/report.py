@@ -285,7 +285,7 @@ def stored_report(ledger: Ledger, experiment: str | int) -> EvalReport:
     Raises:
         EvalError: no such experiment.
     """
-    experiment_id = _experiment_id(ledger, experiment)
+    experiment_id = experiment_id_of(ledger, experiment)
     config = ledger.experiment_config(experiment_id)
     results = ledger.results(experiment_id)
     ladders = [Config(c["method"], dict(c["params"])) for c in config["ladders"]]
@@ -312,7 +312,8 @@ def stored_report(ledger: Ledger, experiment: str | int) -> EvalReport:
     )
 
 
-def _experiment_id(ledger: Ledger, experiment: str | int) -> int:
+def experiment_id_of(ledger: Ledger, experiment: str | int) -> int:
+    """The id of an experiment named by name or id; raises EvalError when there is none."""
     if isinstance(experiment, int) or str(experiment).isdigit():
         try:
             ledger.experiment_config(int(experiment))

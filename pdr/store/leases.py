@@ -95,7 +95,7 @@ def _count(result: Any) -> int:
 
 
 def process_exists(pid: int) -> bool:
-    """True when a process with this pid exists on this host."""
+    """True when a process with this pid exists on this host (and is not a zombie)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -104,7 +104,16 @@ def process_exists(pid: int) -> bool:
         return True
     except OSError:
         return False
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    # A killed child its parent has not reaped yet still answers kill(pid, 0); Linux says "Z".
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def holder_alive(lease: LeaseInfo, me: Holder, now: datetime) -> bool:
