@@ -21,7 +21,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -29,10 +29,10 @@ from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, StreamMode
 
-from pdr.budget import CallRecord
 from pdr.events import ACKNOWLEDGED
 from pdr.graphs.catalog import build_graph, check_fits, check_models, context_type, method_names
 from pdr.graphs.context import ContextError, RunContext
+from pdr.outcome import RunOutcome
 from pdr.recorder import LeaseLostError, Recorder
 from pdr.settings import checkpoints_location
 from pdr.signals import until_signal
@@ -55,38 +55,16 @@ DIED_NOTE = (
     "estimated)"
 )
 
+__all__ = [
+    "RunOutcome",
+    "resume_problem",
+    "resume_problem_sync",
+    "run_problem",
+    "run_problem_sync",
+]
+
 EventHandler = Callable[[dict[str, Any]], None]
 Grader = Callable[[str | None, str], bool]
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    """What a run ended with.
-
-    Attributes:
-        thread_id: the LangGraph thread (and ledger key) of the run.
-        answer: the extracted final answer (the best so far for a stopped run; None if none).
-        final_text: the final solution text.
-        b_seq: tokens on the critical path, over every call of the run.
-        b_tot: tokens of every call of the run, failed and repeated attempts included.
-        wall_s: wall time in seconds (summed over the sessions of a resumed run).
-        calls: the ledger records of the run's calls.
-        status: 'done', 'truncated' (the final call stopped at its output cap),
-            'budget_exhausted' (a token cap refused a call), 'failed' or 'interrupted'.
-        error: why a run failed or stopped.
-        grade: the grader's verdict when a gold answer and a grader were given.
-    """
-
-    thread_id: str
-    answer: str | None
-    final_text: str | None
-    b_seq: int
-    b_tot: int
-    wall_s: float
-    calls: list[CallRecord] = field(default_factory=list)
-    status: Status = "done"
-    error: str | None = None
-    grade: bool | None = None
 
 
 class RunPausedError(RuntimeError):

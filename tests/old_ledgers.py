@@ -139,6 +139,22 @@ def survive_tables() -> MetaData:
     return meta
 
 
+def answers_tables() -> MetaData:
+    """The tables of main after issue 9 (call texts and answers, added by its start-up step)."""
+    meta = survive_tables()
+    calls = meta.tables["calls"]
+    for name, kind in (
+        ("sample_output_estimated", Boolean),
+        ("reached_model", Boolean),
+        ("texts", JSON),
+        ("answers", JSON),
+        ("injected", Boolean),
+    ):
+        calls.append_column(Column(name, kind))
+    meta.tables["runs"].append_column(Column("b_tot_per_draft", Integer))
+    return meta
+
+
 CALLS: list[dict[str, Any]] = [
     {"role": "long_cot", "attempt": 0, "input_tokens": 12, "output_tokens": 30, "error": None},
     {"role": "long_cot", "attempt": 1, "input_tokens": 0, "output_tokens": 0, "error": "boom"},

@@ -138,10 +138,12 @@ async def test_draft_seeds_of_two_problems_are_unrelated(scripted: ScriptedChatM
 def test_an_older_ledger_gets_the_new_columns(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
     Ledger(path).close()
-    with sqlite3.connect(path) as connection:  # as a ledger written before these columns
+    with sqlite3.connect(path) as connection:  # as a ledger written before these columns,
         for column in ("texts", "answers", "injected", "reached_model"):
             connection.execute(f'ALTER TABLE calls DROP COLUMN "{column}"')
         connection.execute("ALTER TABLE runs DROP COLUMN b_tot_per_draft")
+        # The schema revision before these columns (pdr.store.migrations.versions.v4_call_texts)
+        connection.execute("UPDATE alembic_version SET version_num = 'v3'")
         connection.execute(
             "INSERT INTO runs (thread_id, graph, models, context, problem, status, seed, "
             "created_at) VALUES ('old', 'long_cot', '{}', '{}', 'p', 'done', 0, "

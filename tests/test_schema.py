@@ -25,7 +25,7 @@ from pdr.store.ledger import Ledger, LedgerError
 from pdr.store.ledger_models import Base
 from pdr.store.schema import HEAD, MIGRATIONS, revision_of
 from tests.conftest import Store
-from tests.old_ledgers import CALLS, fill, release_tables, survive_tables
+from tests.old_ledgers import CALLS, answers_tables, fill, release_tables, survive_tables
 
 # What SQLite does not enforce, so its older tables are left as they were (see steps.widen).
 SQLITE_UNENFORCED = {("runs", "status"), ("calls", "model")}
@@ -64,9 +64,12 @@ def test_a_new_ledger_is_built_by_the_revisions_and_matches_the_models(store: St
         assert found == []
 
 
-@pytest.mark.parametrize("version", ["release", "survive"])
+OLD_SHAPES = {"release": release_tables, "survive": survive_tables, "answers": answers_tables}
+
+
+@pytest.mark.parametrize("version", sorted(OLD_SHAPES))
 def test_an_older_ledger_is_upgraded_and_keeps_its_rows(store: Store, version: str) -> None:
-    fill(database_url(store.ledger), release_tables() if version == "release" else survive_tables())
+    fill(database_url(store.ledger), OLD_SHAPES[version]())
     ledger = Ledger(store.ledger)
     assert revision_of(ledger.engine) == HEAD
     run = ledger.get_run("old-run")
@@ -116,6 +119,8 @@ def test_an_older_ledger_is_upgraded_and_keeps_its_rows(store: Store, version: s
             estimated=False,
             error=None,
             replica="http://replica-1.cluster.example:8000/v1",
+            texts=["Answer: 391"],
+            reached_model=None,
         )
         ledger.record_call(thread, record)
         ledger.finish_run(thread, answer=None, final_text=None, wall_s=0.1, status=status)
@@ -123,12 +128,42 @@ def test_an_older_ledger_is_upgraded_and_keeps_its_rows(store: Store, version: s
         assert stored is not None and stored.status == status
         assert stored.call_records[0]["model"] == spec
         assert stored.call_records[0].get("replica") == "http://replica-1.cluster.example:8000/v1"
+        assert stored.call_records[0].get("texts") == ["Answer: 391"]
     ledger.close()
     found = differences(store.ledger)
     if store.kind == "sqlite":
         assert {(table, column) for _kind, table, column in found} <= SQLITE_UNENFORCED
     else:
         assert found == []  # status and model widened in place
+
+
+def test_a_ledger_at_revision_v3_gains_the_call_texts_of_v4(store: Store) -> None:
+    """A ledger of this change before issue 9's columns: upgraded by revision v4 alone."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = create_engine(database_url(store.ledger))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "v3")
+    engine.dispose()
+    assert "texts" not in column_names(store.ledger, "calls")
+    ledger = Ledger(store.ledger)
+    assert revision_of(ledger.engine) == HEAD == "v4"
+    ledger.close()
+    assert {"texts", "answers", "reached_model", "injected", "sample_output_estimated"} <= (
+        column_names(store.ledger, "calls")
+    )
+    assert "b_tot_per_draft" in column_names(store.ledger, "runs")
+
+
+def column_names(url: str, table: str) -> set[str]:
+    engine = create_engine(database_url(url))
+    names = {column["name"] for column in inspect(engine).get_columns(table)}
+    engine.dispose()
+    return names
 
 
 def test_a_ledger_from_a_newer_pdr_is_refused_and_left_alone(store: Store) -> None:

@@ -8,7 +8,7 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from pdr.cli.terminal import LiveConsole
-from pdr.evaluation import harness as h
+from pdr.evaluation.cells import Progress as HarnessProgress
 from pdr.evaluation.drafts import drafts_markdown
 from pdr.evaluation.inject import injection_markdown
 from pdr.evaluation.report import (
@@ -35,7 +35,7 @@ class ProgressBar:
         self.lines = lines
         self.tasks: dict[str, TaskID] = {}
 
-    def __call__(self, state: h.Progress) -> None:
+    def __call__(self, state: HarnessProgress) -> None:
         """Show ``state`` (the harness calls this after every run)."""
         if state.phase not in self.tasks:
             title = "calibrating" if state.phase == "calibrate" else "evaluating"

@@ -32,16 +32,16 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from pdr.evaluation.cells import Cell, Phase, Progress, ProgressHandler
 from pdr.evaluation.configs import Config, EvalError, EvalSpec, shared_values
 from pdr.evaluation.grading import grade_answer
 from pdr.evaluation.inject import planted_solution
 from pdr.evaluation.matching import Measurement, Pick, measure, pick_configs
-from pdr.evaluation.problems import Problem
 from pdr.evaluation.report import EvalReport, analyses, summarize, to_run_result
 from pdr.graphs.catalog import make_context
 from pdr.graphs.context import RunContext
@@ -54,54 +54,10 @@ from pdr.store.ledger import ENDED, FINISHED, Ledger
 from pdr.store.queue import StoredItem, WorkQueue
 from pdr.store.rows import ResultRow
 
-Phase = Literal["calibrate", "evaluate"]
+__all__ = ["Cell", "Harness", "Progress", "ProgressHandler", "run_eval"]
+
 POLL_S = 0.5
 """How often a worker with nothing to claim looks again (cells held by others may lapse)."""
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One run to make: a configuration on an item with a seed."""
-
-    config: Config
-    problem: Problem
-    seed: int
-
-    @property
-    def key(self) -> tuple[str, str, int]:
-        """The (label, item id, seed) key of the ledger's results."""
-        return (self.config.label, self.problem.id, self.seed)
-
-
-@dataclass
-class Progress:
-    """Where an evaluation phase stands (handed to ``on_progress`` after every run).
-
-    Attributes:
-        phase: "calibrate" or "evaluate".
-        done: cells finished in this phase, the already completed ones included.
-        total: cells of the phase.
-        correct: correct answers among the runs finished in this session.
-        finished: runs finished in this session.
-        failed: runs of this session that ended in an error.
-        skipped: cells found completed in the ledger (not run again).
-    """
-
-    phase: Phase
-    done: int
-    total: int
-    correct: int = 0
-    finished: int = 0
-    failed: int = 0
-    skipped: int = 0
-
-    @property
-    def accuracy(self) -> float | None:
-        """Running accuracy of this session's runs (None before the first one)."""
-        return self.correct / self.finished if self.finished else None
-
-
-ProgressHandler = Callable[[Progress], None]
 
 
 class Harness:

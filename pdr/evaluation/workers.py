@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pdr.evaluation.cells import ProgressHandler
 from pdr.evaluation.configs import Config, EvalError, EvalSpec
-from pdr.evaluation.harness import Harness, ProgressHandler
+from pdr.evaluation.harness import Harness
 from pdr.evaluation.problems import Dataset, Problem
 from pdr.evaluation.report import experiment_id_of
 from pdr.redact import is_redacted, redact

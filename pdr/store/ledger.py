@@ -69,11 +69,6 @@ class Ledger:
         # thread id -> (run id, problem) of the runs written here (answers are read with it)
         self._runs: dict[str, tuple[int, str]] = {}
 
-    @property
-    def sessions(self) -> sessionmaker[Session]:
-        """The ledger's session factory (for the store's own modules, e.g. ``pdr.store.queue``)."""
-        return self._sessions
-
     # -- writing ---------------------------------------------------------------------------
 
     @contextmanager

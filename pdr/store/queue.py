@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
 
 from pdr.store import cells
 from pdr.store.database import LedgerError
@@ -50,7 +51,7 @@ class WorkQueue:
         """Wrap ``experiment_id`` of ``ledger``."""
         self.ledger = ledger
         self.experiment_id = experiment_id
-        self._sessions = ledger.sessions
+        self._sessions = sessionmaker(ledger.engine, expire_on_commit=False)
 
     # -- the experiment --------------------------------------------------------------------
 

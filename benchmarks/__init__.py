@@ -1,0 +1,1 @@
+"""Benchmarks of pdr (run as ``python -m benchmarks.<module>``; see the README)."""
