@@ -9,6 +9,7 @@ refused, requests on open ones dropped) or hang past the call's time-out.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +20,9 @@ from typer.testing import CliRunner
 from pdr import calls
 from pdr.cli import app
 from pdr.graphs.catalog import make_context
+from pdr.models.base import TransientBackendError
 from pdr.models.providers import OpenAICompatibleBackend
-from pdr.models.replicas import ReplicaPool
+from pdr.models.replicas import DOWN_FOR_S, ReplicaPool
 from pdr.models.specs import backend_from_spec
 from pdr.runner import run_problem
 from pdr.store.ledger import Ledger
@@ -216,3 +218,19 @@ async def test_a_replica_that_times_out_is_left_alone_and_the_call_retried_elsew
     assert (retry["error"], retry["attempt"]) == (None, 1)
     assert {r["replica"] for r in run.call_records[2:]} == {servers[1].url, servers[2].url}
     assert len(run.call_records) == 1 + 4
+
+
+def test_a_replica_is_left_alone_as_long_as_its_retry_after_asks(
+    servers: list[FakeOpenAIServer],
+) -> None:
+    pool = backend_from_spec(spec_of(servers))
+    assert isinstance(pool, ReplicaPool)
+    first, second, third = pool.replicas
+    before = time.monotonic()
+    pool.failed(first, TransientBackendError("429", retry_after=120.0))
+    pool.failed(second, TransientBackendError("502"))
+    pool.failed(third, ValueError("a bad request fails on every replica alike"))
+    assert first.down_until - before == pytest.approx(120.0, abs=1.0)
+    assert second.down_until - before == pytest.approx(DOWN_FOR_S, abs=1.0)
+    assert third.down_until == 0.0
+    assert [pool.pick() is third for _ in range(3)] == [True] * 3  # the only one up

@@ -228,3 +228,33 @@ def test_eval_without_a_dataset_or_with_no_workers_is_refused(tmp_path: Path) ->
     result = CliRunner().invoke(app, ["eval", "--join", "nope", *db])
     assert result.exit_code == 2
     assert result.output.startswith("Error: no experiment 'nope' in the ledger")
+
+
+def test_a_worker_stopped_with_ctrl_c_gives_its_cells_back_and_they_resume(
+    tmp_path: Path,
+) -> None:
+    store = Store("sqlite", str(tmp_path / "l.sqlite"), str(tmp_path / "c.sqlite"))
+    dataset = "synthetic:level=1,n=12,seed=0"
+    command = [*EVAL, dataset, *SR, "--concurrency", "2", *store.args]
+    with FakeOpenAIServer(latency=0.3) as server:
+        command += ["--model", server.spec()]
+        child = forked.start(command, tmp_path / "out")
+        ledger = Ledger(store.ledger)
+        queue = WorkQueue(ledger, 1)
+        while queue.state().done < 2 or queue.state().running < 2:
+            time.sleep(0.05)
+        os.kill(child.pid, signal.SIGINT)
+        assert child.wait() == 130, child.err
+        left = queue.state()
+        assert (left.running, left.waiting + left.done) == (0, 12)
+        stopped = [cell for cell in queue.claimed() if cell.state == "waiting"]
+        assert stopped, "the cells in flight went back to the queue"
+        assert {ledger.get_run(cell.thread_id).status for cell in stopped} == {"interrupted"}  # type: ignore[union-attr]
+        again = forked.run(command, tmp_path / "out")
+        assert again.wait() == 0, again.err
+    results = ledger.results(1)
+    assert len(results) == 12 and {r.status for r in results} == {"done"}
+    # The stopped runs were resumed on their own threads, not started over.
+    assert {cell.thread_id for cell in stopped} <= {r.thread_id for r in results}
+    assert queue.state().done == 12
+    ledger.close()

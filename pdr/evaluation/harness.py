@@ -230,12 +230,9 @@ class Harness:
                         return
                     await asyncio.sleep(POLL_S)  # cells held by others: wait, or take them over
                     continue
-                held.add(claim.id)
-                try:
-                    cell = by_key[(claim.label, claim.item_id, claim.seed)]
-                    ran = await self.run_claim(claim, cell)
-                finally:
-                    held.discard(claim.id)
+                held.add(claim.id)  # until its run ends: a stopped worker gives it back
+                ran = await self.run_claim(claim, by_key[(claim.label, claim.item_id, claim.seed)])
+                held.discard(claim.id)
                 if ran is None:  # its run's lease is still held: look again later
                     await asyncio.sleep(max(POLL_S, self.lease_timeout_s / 4))
                     continue
