@@ -3,7 +3,7 @@
 The scripted model (tests/scripted.py) stands in for a real one so budgets are exact: every call
 reports (10 input, max_tokens output) tokens unless a test says otherwise, and it answers each
 generated problem correctly or not as the test decides. Runs, results and checkpoints go to real
-SQLite files in the test's folder.
+SQLite files in the test's folder, and then to the real PostgreSQL server the tests start.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pdr.evaluation.problems import Dataset
 from pdr.evaluation.report import matching_markdown, stored_report
 from pdr.models import register_model, unregister_model
 from pdr.store.ledger import Ledger
+from tests.conftest import Store
 from tests.scripted import Call, Script, ScriptedChatModel
 
 MODEL = "scripted-eval"
@@ -64,10 +65,16 @@ def model(data: Dataset) -> Iterator[ScriptedChatModel]:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    opened = Ledger(str(tmp_path / "ledger.sqlite"))
+def ledger(store: Store) -> Iterator[Ledger]:
+    """The experiment's ledger: SQLite files, then the real PostgreSQL (``store``)."""
+    opened = Ledger(store.ledger)
+    CHECKPOINTS[id(opened)] = store.checkpoints
     yield opened
     opened.close()
+    del CHECKPOINTS[id(opened)]
+
+
+CHECKPOINTS: dict[int, str] = {}  # each test ledger's checkpoint location, beside it in the store
 
 
 LADDER = [
@@ -78,7 +85,7 @@ LADDER = [
 
 
 def harness(spec: EvalSpec, ledger: Ledger, tmp_path: Path, **options: object) -> Harness:
-    return Harness(spec, ledger, checkpoints=tmp_path / "checkpoints.sqlite", **options)  # type: ignore[arg-type]
+    return Harness(spec, ledger, checkpoints=CHECKPOINTS[id(ledger)], **options)  # type: ignore[arg-type]
 
 
 async def test_grid_runs_every_cell_and_stores_it(
@@ -111,8 +118,9 @@ async def test_grid_runs_every_cell_and_stores_it(
     assert (rows["pdr"].b_seq, rows["pdr"].b_tot, rows["pdr"].calls) == (50, 68, 4)
 
     # Runs share the checkpoint file: WAL mode, or concurrent runs hit "database is locked".
-    with closing(sqlite3.connect(tmp_path / "checkpoints.sqlite")) as connection:
-        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    if not CHECKPOINTS[id(ledger)].startswith("postgresql"):
+        with closing(sqlite3.connect(CHECKPOINTS[id(ledger)])) as connection:
+            assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
     # Progress: one update before and one after every run, with the running accuracy.
     assert seen[0] == Progress("evaluate", 0, 24)

@@ -185,6 +185,7 @@ def test_a_worker_joins_from_the_ledger_alone_and_status_shows_both(
         ledger = Ledger(store.ledger)
         queue = WorkQueue(ledger, 1)  # the store's first experiment, joined by its id
         while queue.state().done < 1:
+            assert first.process.is_alive(), first.err
             time.sleep(0.05)
         name = 1
         # Only the database: the problems, model and checkpoint location come from the ledger.
@@ -234,27 +235,29 @@ def test_a_worker_stopped_with_ctrl_c_gives_its_cells_back_and_they_resume(
     tmp_path: Path,
 ) -> None:
     store = Store("sqlite", str(tmp_path / "l.sqlite"), str(tmp_path / "c.sqlite"))
-    dataset = "synthetic:level=1,n=12,seed=0"
+    dataset = "synthetic:level=1,n=24,seed=0"
     command = [*EVAL, dataset, *SR, "--concurrency", "2", *store.args]
-    with FakeOpenAIServer(latency=0.3) as server:
+    with FakeOpenAIServer(latency=0.5) as server:
         command += ["--model", server.spec()]
         child = forked.start(command, tmp_path / "out")
         ledger = Ledger(store.ledger)
         queue = WorkQueue(ledger, 1)
+        deadline = time.monotonic() + 120
         while queue.state().done < 2 or queue.state().running < 2:
+            assert time.monotonic() < deadline and child.process.is_alive(), child.err
             time.sleep(0.05)
         os.kill(child.pid, signal.SIGINT)
         assert child.wait() == 130, child.err
         left = queue.state()
-        assert (left.running, left.waiting + left.done) == (0, 12)
+        assert (left.running, left.waiting + left.done) == (0, 24)
         stopped = [cell for cell in queue.claimed() if cell.state == "waiting"]
         assert stopped, "the cells in flight went back to the queue"
         assert {ledger.get_run(cell.thread_id).status for cell in stopped} == {"interrupted"}  # type: ignore[union-attr]
         again = forked.run(command, tmp_path / "out")
         assert again.wait() == 0, again.err
     results = ledger.results(1)
-    assert len(results) == 12 and {r.status for r in results} == {"done"}
+    assert len(results) == 24 and {r.status for r in results} == {"done"}
     # The stopped runs were resumed on their own threads, not started over.
     assert {cell.thread_id for cell in stopped} <= {r.thread_id for r in results}
-    assert queue.state().done == 12
+    assert queue.state().done == 24
     ledger.close()
