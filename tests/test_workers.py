@@ -152,6 +152,9 @@ def test_four_workers_finish_forty_items_once_and_a_killed_workers_cell_is_resum
     first_round = [r for r in run.call_records if r["round"] == 1]
     assert [(r["error"], bool(r.get("repeat"))) for r in first_round] == [(None, False)]
     assert asked[(killed_problem, ("draft", 1, 0))] == 1
+    # The call in flight when the worker died was made again and is marked a repeat.
+    second = [(r["error"], r.get("repeat")) for r in run.call_records if r["round"] == 2]
+    assert len(second) == 2 and second[0][0] is not None and second[1] == (None, True), second
     assert (run.b_seq, run.b_tot) == tuple(run.recorded_budgets)
     # Four workers each ran a share.
     assert len({r.thread_id for r in results}) == 40
