@@ -240,11 +240,11 @@ def test_a_worker_stopped_with_ctrl_c_gives_its_cells_back_and_they_resume(
     store = Store("sqlite", str(tmp_path / "l.sqlite"), str(tmp_path / "c.sqlite"))
     dataset = "synthetic:level=1,n=24,seed=0"
     command = [*EVAL, dataset, *SR, "--concurrency", "2", *store.args]
+    ledger = Ledger(store.ledger)  # created before the child opens it
+    queue = WorkQueue(ledger, 1)
     with FakeOpenAIServer(latency=0.5) as server:
         command += ["--model", server.spec()]
         child = forked.start(command, tmp_path / "out")
-        ledger = Ledger(store.ledger)
-        queue = WorkQueue(ledger, 1)
         deadline = time.monotonic() + 120
         while queue.state().done < 2 or queue.state().running < 2:
             assert time.monotonic() < deadline and child.process.is_alive(), child.err

@@ -7,7 +7,6 @@ on stderr and a non-zero exit status, never a traceback.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,6 +49,7 @@ from pdr.evaluation.workers import joined_harness
 from pdr.graphs.catalog import check_models, make_context
 from pdr.graphs.context import ContextError, RunContext
 from pdr.models import BackendError
+from pdr.signals import SIGNAL_NAMES, RunInterruptedError, until_signal
 from pdr.store.ledger import Ledger, LedgerError
 
 console = LiveConsole("stdout")
@@ -321,11 +321,16 @@ def eval_command(
 
 
 def _interruptible(harness: h.Harness) -> EvalReport:
+    # Ctrl-C or SIGTERM cancel the harness, which gives its cells back (their runs resumable).
     try:
-        return asyncio.run(harness.run())
-    except KeyboardInterrupt:
-        errors.print("stopped; run the same command again to resume (finished runs are kept)")
-        raise typer.Exit(130) from None
+        return until_signal(harness.run(), f"experiment {harness.name}")
+    except RunInterruptedError as stopped:
+        errors.print(
+            f"stopped by {SIGNAL_NAMES[stopped.signal]}; run the same command again to resume "
+            f"(finished runs are kept)",
+            highlight=False,
+        )
+        raise typer.Exit(stopped.exit_code) from None
 
 
 with_context_options(eval_command, SHARED_OPTIONS)

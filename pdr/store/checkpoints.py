@@ -199,10 +199,29 @@ async def open_async_graph(
         async with AsyncPostgresSaver.from_conn_string(url) as shared:
             yield builder.compile(checkpointer=shared, name=name or "graph")
         return
-    async with aiosqlite.connect(_prepare(location), timeout=BUSY_TIMEOUT_S) as connection:
+    # aiosqlite opens the file on a thread of its own that the process waits for at exit; a run
+    # cancelled while the file opens (Ctrl-C) must still close it, or the process never ends.
+    opening = asyncio.ensure_future(_open_sqlite(_prepare(location)))
+    try:
+        connection = await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await (await opening).close()
+        raise
+    try:
+        yield builder.compile(checkpointer=AsyncSqliteSaver(connection), name=name or "graph")
+    finally:
+        await connection.close()
+
+
+async def _open_sqlite(path: str) -> aiosqlite.Connection:
+    connection = await aiosqlite.connect(path, timeout=BUSY_TIMEOUT_S)
+    try:
         await connection.execute("PRAGMA journal_mode=WAL")
-        saver = AsyncSqliteSaver(connection)
-        yield builder.compile(checkpointer=saver, name=name or "graph")
+    except BaseException:
+        await connection.close()
+        raise
+    return connection
 
 
 def resume_location(
