@@ -16,11 +16,14 @@ branch's allowance (``pdr.caps``): a call that does not fit is not made (``Budge
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 import uuid
 import weakref
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Any
 
 from pdr.budget import CallRecord, Role
 from pdr.caps import TEMPLATE_TOKENS_PER_MESSAGE, Allowance, BudgetExhaustedError, refusal
@@ -52,8 +55,13 @@ _limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.
 )
 
 
-def _limit(cap: int) -> asyncio.Semaphore:
-    """One semaphore per event loop and cap, shared by every node of every run on that loop."""
+def _limit(cap: int | None) -> AbstractAsyncContextManager[Any]:
+    """One semaphore per event loop and cap, shared by every node of every run on that loop.
+
+    No cap (None): nothing to wait for; a run then has at most its widest stage in flight.
+    """
+    if cap is None:
+        return contextlib.nullcontext()
     per_loop = _limits.setdefault(asyncio.get_running_loop(), {})
     if cap not in per_loop:
         per_loop[cap] = asyncio.Semaphore(cap)

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import (
@@ -27,7 +27,6 @@ from rich.table import Table
 
 from pdr.cli.options import context_options, context_values, with_context_options
 from pdr.cli.terminal import CommandError, LiveConsole, print_error
-from pdr.evaluation import harness as h
 from pdr.evaluation.configs import (
     METHODS,
     Config,
@@ -38,27 +37,26 @@ from pdr.evaluation.configs import (
     shared_values,
 )
 from pdr.evaluation.datasets import FieldMap, load_dataset
-from pdr.evaluation.drafts import drafts_markdown
 from pdr.evaluation.inject import INJECT_MODES, injection_markdown, with_injections
 from pdr.evaluation.problems import DatasetError
-from pdr.evaluation.report import (
-    BUDGET_NOTE,
-    EvalReport,
-    csv_text,
-    markdown_table,
-    matching_markdown,
-    rich_table,
-    stored_report,
-)
 from pdr.graphs.catalog import check_models, make_context
 from pdr.graphs.context import ContextError, RunContext
-from pdr.models import BackendError
-from pdr.store.ledger import Ledger, LedgerError
+
+if TYPE_CHECKING:  # imported where a command runs, so `pdr --help` loads neither
+    from pdr.evaluation import harness as h
+    from pdr.evaluation.report import EvalReport
 
 console = LiveConsole("stdout")
 errors = LiveConsole("stderr")
 
-EXPECTED = (EvalError, DatasetError, ContextError, LedgerError, BackendError, CommandError)
+
+def expected_errors() -> tuple[type[Exception], ...]:
+    """The failures that end a command with one line (the ledger's and models' on first use)."""
+    from pdr.models import BackendError
+    from pdr.store.ledger import LedgerError
+
+    return (EvalError, DatasetError, ContextError, LedgerError, BackendError, CommandError)
+
 # Context fields shared by every run of an experiment: all but those a configuration sets per
 # method (--config) and the seed (--seeds).
 PER_CONFIGURATION = ("schedule", "rounds", "max_tokens", "kappa", "k", "seed", "injected_draft")
@@ -70,7 +68,9 @@ def _one_line_errors() -> Iterator[None]:
     """Turn an expected failure into one line on stderr and exit status 2."""
     try:
         yield
-    except EXPECTED as error:
+    except Exception as error:
+        if not isinstance(error, expected_errors()):
+            raise
         # One line even when a library's message spans several (LangChain's provider list).
         print_error(str(error))
         raise typer.Exit(error.code if isinstance(error, CommandError) else 2) from None
@@ -121,6 +121,9 @@ def _ladders(methods: list[str], configs: list[str], max_tokens: int) -> list[Co
 
 
 def _print_report(report: EvalReport) -> None:
+    from pdr.evaluation.drafts import drafts_markdown
+    from pdr.evaluation.report import BUDGET_NOTE, rich_table
+
     if report.measurements:
         table = Table(title="budget matching (calibration runs)")
         for header in (
@@ -159,6 +162,9 @@ def _print_report(report: EvalReport) -> None:
 
 def _markdown(report: EvalReport) -> str:
     """The results table and what its budgets count; then budget matching, drafts, injection."""
+    from pdr.evaluation.drafts import drafts_markdown
+    from pdr.evaluation.report import BUDGET_NOTE, markdown_table, matching_markdown
+
     parts = [markdown_table(report.rows), BUDGET_NOTE + "\n"]
     matching = matching_markdown(report)
     if matching:
@@ -173,6 +179,8 @@ def _markdown(report: EvalReport) -> str:
 
 
 def _write_outputs(report: EvalReport, out: Path) -> list[Path]:
+    from pdr.evaluation.report import csv_text
+
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.md").write_text(_markdown(report))
     (out / "results.csv").write_text(csv_text(report.rows))
@@ -271,6 +279,10 @@ def eval_command(
     (--model, --temperature, --max-concurrency, --distill-temperature, ...); a --config entry's
     own values win over them.
     """
+    from pdr.evaluation import harness as h
+    from pdr.heap import freeze_imports
+    from pdr.store.ledger import Ledger
+
     with _one_line_errors():
         fields = None
         if problem_field or answer_field or id_field:
@@ -334,6 +346,7 @@ def eval_command(
             f"{len(data)} problems of {data.name}, model {model_spec}, ledger {ledger.url}",
             highlight=False,
         )
+        freeze_imports()
         try:
             with bar_view:
                 report = asyncio.run(harness.run())
@@ -364,6 +377,9 @@ def plot_command(
     ] = None,
 ) -> None:
     """Plot accuracy against B_seq and B_tot (log scale, one line per method) as PNG and SVG."""
+    from pdr.evaluation.report import csv_text, stored_report
+    from pdr.store.ledger import Ledger
+
     with _one_line_errors():
         ledger = Ledger(database)
         report = stored_report(ledger, experiment)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,7 +16,9 @@ from pdr.cli.run import DbOption, open_ledger
 from pdr.cli.terminal import CommandError, console, shown
 from pdr.graphs.catalog import context_type
 from pdr.graphs.fields import field_default
-from pdr.store.rows import RunDetail
+
+if TYPE_CHECKING:
+    from pdr.store.rows import RunDetail
 
 SHOWN_PARAMETERS = ("schedule", "rounds", "kappa", "k", "max_tokens", "temperature", "seed")
 
