@@ -71,6 +71,8 @@ def sqlite_checkpointer(path: str | Path) -> SqliteSaver:
     # WAL lets concurrent runs on one file read while another writes ("database is locked" in
     # the default rollback mode under load); the file keeps the setting.
     connection.execute("PRAGMA journal_mode=WAL")
+    # Commits survive a killed process without an fsync each (see pdr.store.ledger).
+    connection.execute("PRAGMA synchronous=NORMAL")
     return SqliteSaver(connection)
 
 
@@ -89,6 +91,7 @@ async def open_async_graph(
     """Compile ``builder`` with an AsyncSqliteSaver on ``path``; the connection closes on exit."""
     async with aiosqlite.connect(_prepare(path), timeout=BUSY_TIMEOUT_S) as connection:
         await connection.execute("PRAGMA journal_mode=WAL")
+        await connection.execute("PRAGMA synchronous=NORMAL")
         saver = AsyncSqliteSaver(connection)
         yield builder.compile(checkpointer=saver, name=name or "graph")
 
