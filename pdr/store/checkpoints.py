@@ -71,7 +71,7 @@ def sqlite_checkpointer(path: str | Path) -> SqliteSaver:
     # WAL lets concurrent runs on one file read while another writes ("database is locked" in
     # the default rollback mode under load); the file keeps the setting.
     connection.execute("PRAGMA journal_mode=WAL")
-    # Commits survive a killed process without an fsync each (see pdr.store.ledger).
+    # Commits survive a killed process without an fsync each (see pdr.store.database).
     connection.execute("PRAGMA synchronous=NORMAL")
     return SqliteSaver(connection)
 
