@@ -115,7 +115,7 @@ def run_profile(sim: SimServer, client: Client, work: Path, runs: int) -> dict[s
 def run_embedded(quick: bool) -> dict[str, Any]:
     args = (["--model", "embedded:fast", "--drafts", "2", "--tokens", "8", "--repeats", "1"]
             if quick else ["--model", "embedded", "--drafts", "4", "--tokens", "24",
-                           "--repeats", "3", "--budget-s", "150"])
+                           "--repeats", "3", "--budget-s", "80"])
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.embedded", *args],
         capture_output=True, text=True, cwd=HERE.parent,
@@ -167,12 +167,12 @@ def main() -> None:
         # what they would have waited).
         freeze_imports()
         try:
-            section("startup", lambda: startup.measure(sim, 2 if args.quick else 4, args.baseline))
+            section("startup", lambda: startup.measure(sim, 2 if args.quick else 3, args.baseline))
             section("orchestration", lambda: run_orchestration(
                 client, sim, work, args.quick, repeats, results["skipped"]))
             section("gc", lambda: gc_pauses.measure(
-                sim, SHORT, pairs=1 if args.quick else 2, runs=3 if args.quick else 6))
-            section("profile", lambda: run_profile(sim, client, work, 2 if args.quick else 10))
+                sim, SHORT, pairs=1, runs=3 if args.quick else 8))
+            section("profile", lambda: run_profile(sim, client, work, 2 if args.quick else 6))
             section("scale", lambda: scale.measure(
                 client, sim, problems=20 if args.quick else 200, cap=64,
                 wide=4 if args.quick else 64))

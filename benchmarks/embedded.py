@@ -60,19 +60,19 @@ def measure(
     }
     loop = asyncio.new_event_loop()
 
-    def run_single(m: int) -> int:
+    def run_single(m: int, cap: int = tokens) -> int:
         reply: Any = single.create_chat_completion(
             messages=messages,  # type: ignore[arg-type]
-            max_tokens=tokens,
+            max_tokens=cap,
             temperature=0.7,
             seed=m,
         )
         return int(reply["usage"]["completion_tokens"])
 
-    def run_pool(m: int) -> int:
+    def run_pool(m: int, cap: int = tokens) -> int:
         async def round_() -> int:
             options = [
-                SamplingOptions(max_tokens=tokens, temperature=0.7, seed=s) for s in range(m)
+                SamplingOptions(max_tokens=cap, temperature=0.7, seed=s) for s in range(m)
             ]
             done = await asyncio.gather(*(pool.generate(messages, o) for o in options))
             return sum(g.output_tokens for g in done)
@@ -80,9 +80,9 @@ def measure(
         return loop.run_until_complete(round_())
 
     def batched_run(decoder: BatchedDecoder) -> Any:
-        def run(m: int) -> int:
+        def run(m: int, cap: int = tokens) -> int:
             requests = [
-                Request(list(messages), tokens, 0.7, seed)  # type: ignore[arg-type]
+                Request(list(messages), cap, 0.7, seed)  # type: ignore[arg-type]
                 for seed in range(m)
             ]
             return sum(d.output_tokens for d in decoder.generate(requests))
@@ -95,7 +95,7 @@ def measure(
     deadline = time.monotonic() + budget_s
     for m in drafts:
         for way in ways.values():
-            way(min(m, 2))  # warm-up: loads, first evaluations
+            way(min(m, 2), 2)  # warm-up: loads and the prompt's first evaluation
         rates = {name: Series() for name in ways}
         for repeat, name in interleaved(repeats, ways):
             if repeat > 0 and time.monotonic() > deadline and all(

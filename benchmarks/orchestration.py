@@ -128,15 +128,17 @@ def tool_set(
     """The tools of a cell: every variant on the main schedules, fewer elsewhere.
 
     Batched drafts get ainvoke and invoke; the other operators ainvoke (what is measured there is
-    how each operator's calls are orchestrated; the graph's APIs are measured on the schedules).
+    how each operator's calls are orchestrated; the graph's APIs are measured on the schedules);
+    ``invoke`` with the SQLite saver runs on the schedules of 16 drafts or more.
     """
     made: dict[str, Tool] = {FLOOR: client.floor(plan), "pdr ainvoke": client.ainvoke(cell)}
     if group == "main":
         made["pdr ainvoke + SQLite"] = client.ainvoke(cell, sqlite=True)
     if group != "operators":
         made["pdr invoke"] = client.invoke(cell)
-    if group == "main":
+    if group == "main" and cell.schedule[0] >= 16:  # where the sync saver meets many threads
         made["pdr invoke + SQLite"] = client.invoke(cell, sqlite=True)
+    if group == "main":
         made["pdr runner (ledger, checkpoints)"] = client.run_problem(cell)
         if peer_api is not None:
             made[PEER] = client.floor(plan, peer_api)
