@@ -5,11 +5,12 @@ that runs a whole evaluation, each against a process where the floor makes the s
 floor imports only the openai SDK, so the difference is pdr's imports plus its work).
 
 Scale: the evaluation is ``problems`` generated problems through pdr's harness (PDR
-``EVAL_SCHEDULE`` with the summary: 9 calls a problem; ledger and checkpoints on SQLite) with a
-cap of ``cap`` calls in flight, against the simulated server. With that cap the fastest possible
-evaluation makes ``cap`` calls at every moment, so its rate is ``cap`` over the mean service time
-of a call (the cap-limited ideal); the figure is pdr's calls per second over that ideal, beside
-the floor's. The server's log gives the calls, their service times and the most in flight.
+``EVAL_SCHEDULE`` with the summary: 9 calls a problem; ledger and checkpoints on SQLite), every
+problem started at once and a cap of ``cap`` calls in flight (``max_concurrency``), against the
+simulated server. With that cap the fastest possible evaluation makes ``cap`` calls at every
+moment, so its rate is ``cap`` over the mean service time of a call (the cap-limited ideal); the
+figure is pdr's calls per second over that ideal, beside the floor's. The server's log gives the
+calls, their service times and the most in flight.
 """
 
 from __future__ import annotations
