@@ -45,7 +45,8 @@ def mars(client: Client, sim: SimServer, optillm_url: str, repeats: int) -> dict
 
     async def ask() -> None:
         await api.chat.completions.create(
-            model=model, messages=[{"role": "user", "content": "What is 17 * 23?"}],
+            model=model,
+            messages=[{"role": "user", "content": "What is 17 * 23?"}],
             max_tokens=sim.timing.tokens,
         )
 
@@ -113,12 +114,27 @@ def run_profile(sim: SimServer, client: Client, work: Path, runs: int) -> dict[s
 
 
 def run_embedded(quick: bool) -> dict[str, Any]:
-    args = (["--model", "embedded:fast", "--drafts", "2", "--tokens", "8", "--repeats", "1"]
-            if quick else ["--model", "embedded", "--drafts", "4", "--tokens", "24",
-                           "--repeats", "3", "--budget-s", "80"])
+    args = (
+        ["--model", "embedded:fast", "--drafts", "2", "--tokens", "8", "--repeats", "1"]
+        if quick
+        else [
+            "--model",
+            "embedded",
+            "--drafts",
+            "4",
+            "--tokens",
+            "24",
+            "--repeats",
+            "3",
+            "--budget-s",
+            "80",
+        ]
+    )
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.embedded", *args],
-        capture_output=True, text=True, cwd=HERE.parent,
+        capture_output=True,
+        text=True,
+        cwd=HERE.parent,
     )
     if done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -133,14 +149,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="folder for results.json and results.md")
     parser.add_argument("--only", default=",".join(SECTIONS), help="sections, comma-separated")
     parser.add_argument("--repeats", type=int, help="repeats of each orchestration tool")
-    parser.add_argument("--baseline", type=Path,
-                        help="start-up: also time the pdr package in this folder (another version)")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="start-up: also time the pdr package in this folder (another version)",
+    )
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(SECTIONS))
     if unknown:
-        parser.error(f"--only: unknown section(s) {', '.join(unknown)}; "
-                     f"choose from {', '.join(SECTIONS)}")
+        parser.error(
+            f"--only: unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}"
+        )
     out = args.out or (HERE / "out" if args.quick else HERE / "results")
     repeats = args.repeats or (2 if args.quick else 3)
     # A terminated run still stops its servers (the `with` blocks below run their exits).
@@ -148,7 +168,11 @@ def main() -> None:
     timing = Timing(ttft=0.02, token=0.0001, tokens=32) if args.quick else Timing()
     command = "python -m benchmarks" + (" --quick" if args.quick else "")
     results: dict[str, Any] = {
-        "command": command, "quick": args.quick, "machine": machine(), "load": {}, "skipped": [],
+        "command": command,
+        "quick": args.quick,
+        "machine": machine(),
+        "load": {},
+        "skipped": [],
     }
 
     def section(name: str, action: Callable[[], Any]) -> None:
@@ -168,14 +192,26 @@ def main() -> None:
         freeze_imports()
         try:
             section("startup", lambda: startup.measure(sim, 2 if args.quick else 3, args.baseline))
-            section("orchestration", lambda: run_orchestration(
-                client, sim, work, args.quick, repeats, results["skipped"]))
-            section("gc", lambda: gc_pauses.measure(
-                sim, SHORT, pairs=1, runs=3 if args.quick else 8))
+            section(
+                "orchestration",
+                lambda: run_orchestration(
+                    client, sim, work, args.quick, repeats, results["skipped"]
+                ),
+            )
+            section(
+                "gc", lambda: gc_pauses.measure(sim, SHORT, pairs=1, runs=3 if args.quick else 8)
+            )
             section("profile", lambda: run_profile(sim, client, work, 2 if args.quick else 6))
-            section("scale", lambda: scale.measure(
-                client, sim, problems=20 if args.quick else 200, cap=64,
-                wide=4 if args.quick else 64))
+            section(
+                "scale",
+                lambda: scale.measure(
+                    client,
+                    sim,
+                    problems=20 if args.quick else 200,
+                    cap=64,
+                    wide=4 if args.quick else 64,
+                ),
+            )
         finally:
             client.close()
     section("embedded", lambda: run_embedded(args.quick))

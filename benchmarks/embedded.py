@@ -71,9 +71,7 @@ def measure(
 
     def run_pool(m: int, cap: int = tokens) -> int:
         async def round_() -> int:
-            options = [
-                SamplingOptions(max_tokens=cap, temperature=0.7, seed=s) for s in range(m)
-            ]
+            options = [SamplingOptions(max_tokens=cap, temperature=0.7, seed=s) for s in range(m)]
             done = await asyncio.gather(*(pool.generate(messages, o) for o in options))
             return sum(g.output_tokens for g in done)
 
@@ -98,8 +96,10 @@ def measure(
             way(min(m, 2), 2)  # warm-up: loads and the prompt's first evaluation
         rates = {name: Series() for name in ways}
         for repeat, name in interleaved(repeats, ways):
-            if repeat > 0 and time.monotonic() > deadline and all(
-                len(series.values) == repeat for series in rates.values()
+            if (
+                repeat > 0
+                and time.monotonic() > deadline
+                and all(len(series.values) == repeat for series in rates.values())
             ):
                 break  # a whole repeat is done and the time budget is spent
             start = time.monotonic()
@@ -109,22 +109,25 @@ def measure(
         results[str(m)] = {
             "tokens_per_s": {name: series.summary() for name, series in rates.items()},
             "over_single": {name: ratio(series, baseline) for name, series in rates.items()},
-            "batched_over_pool": {
-                name: ratio(rates[name], rates["pdr pool"]) for name in batched
-            },
+            "batched_over_pool": {name: ratio(rates[name], rates["pdr pool"]) for name in batched},
         }
     for decoder in batched.values():
         decoder.close()
     pool_wins = all(
         (r["batched_over_pool"][name]["median"] or 0) < ADOPT_AT
-        for m, r in results.items() if int(m) >= 4 for name in batched
+        for m, r in results.items()
+        if int(m) >= 4
+        for name in batched
     )
     return {
         "model": model,
         "model_file": os.path.basename(path),
         "tokens_per_draft": tokens,
-        "pool": {"instances": pool.instances, "threads": pool.threads, "default_threads":
-                 default_threads()},
+        "pool": {
+            "instances": pool.instances,
+            "threads": pool.threads,
+            "default_threads": default_threads(),
+        },
         "cores": cores,
         "repeats_asked": repeats,
         "budget_s": budget_s,
@@ -139,8 +142,9 @@ def main() -> None:
     parser.add_argument("--drafts", default="4")
     parser.add_argument("--tokens", type=int, default=24)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--budget-s", type=float, default=180.0,
-                        help="no new repeat starts after this many seconds")
+    parser.add_argument(
+        "--budget-s", type=float, default=180.0, help="no new repeat starts after this many seconds"
+    )
     args = parser.parse_args()
     drafts = [int(m) for m in args.drafts.split(",")]
     result = measure(args.model, drafts, args.tokens, args.repeats, args.budget_s)

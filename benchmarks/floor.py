@@ -67,10 +67,7 @@ def stages(log: list[dict[str, Any]], key: StageKey | None = None) -> list[list[
 def plan_from_log(log: list[dict[str, Any]], key: StageKey | None = None) -> Plan:
     """The calls of ``log`` stage by stage, each as it was asked for."""
     return [
-        [
-            Call(e["model"], e["messages"], e.get("max_tokens"), e["n"], e.get("seed"))
-            for e in stage
-        ]
+        [Call(e["model"], e["messages"], e.get("max_tokens"), e["n"], e.get("seed")) for e in stage]
         for stage in stages(log, key)
     ]
 

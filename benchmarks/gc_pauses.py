@@ -34,8 +34,17 @@ def measure(
     }
     for _ in range(pairs):
         for name, extra in (("as imported", ()), ("freeze_imports()", ("--freeze",))):
-            result = workload("pdr-round", "--url", sim.url, "--spec", sim.spec(timing), *cell,
-                              "--repeats", str(runs), *extra)
+            result = workload(
+                "pdr-round",
+                "--url",
+                sim.url,
+                "--spec",
+                sim.spec(timing),
+                *cell,
+                "--repeats",
+                str(runs),
+                *extra,
+            )
             found[name]["walls"] += result["run_walls_s"]
             found[name]["pauses"] += result["full_gc_s"]
     summary = {}

@@ -132,20 +132,24 @@ class BatchedDecoder:
                 first, length = members[0], len(key)
                 for start in range(0, length, 512):
                     chunk = key[start : start + 512]
-                    self._decode([
-                        (token, start + i, first, start + i == length - 1)
-                        for i, token in enumerate(chunk)
-                    ])
+                    self._decode(
+                        [
+                            (token, start + i, first, start + i == length - 1)
+                            for i, token in enumerate(chunk)
+                        ]
+                    )
                 for sequence in members[1:]:  # the same prompt: share its KV entries
                     llama_cpp.llama_memory_seq_cp(self.memory, first, sequence, -1, -1)
                 for sequence in members:
                     take(sequence, (length - 1) % 512)
             while active:
                 step = sorted(active)
-                self._decode([
-                    (produced[s][-1], len(prompts[s]) + len(produced[s]) - 1, s, True)
-                    for s in step
-                ])
+                self._decode(
+                    [
+                        (produced[s][-1], len(prompts[s]) + len(produced[s]) - 1, s, True)
+                        for s in step
+                    ]
+                )
                 for row, sequence in enumerate(step):
                     take(sequence, row)
         finally:
@@ -168,4 +172,3 @@ class BatchedDecoder:
     def close(self) -> None:
         llama_cpp.llama_batch_free(self.batch)
         llama_cpp.llama_free(self.ctx)
-

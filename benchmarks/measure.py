@@ -23,8 +23,15 @@ from importlib import metadata
 from typing import Any
 
 VERSIONED = (
-    "pdr", "langgraph", "langgraph-checkpoint-sqlite", "langchain-core", "langchain-openai",
-    "openai", "httpx", "llama-cpp-python", "optillm",
+    "pdr",
+    "langgraph",
+    "langgraph-checkpoint-sqlite",
+    "langchain-core",
+    "langchain-openai",
+    "openai",
+    "httpx",
+    "llama-cpp-python",
+    "optillm",
 )
 
 

@@ -27,7 +27,11 @@ PEER = "optillm pass-through"
 SCHEDULES = [(1, 1), (4, 1), (16, 1), (64, 1), (16, 8, 1)]
 QUICK_SCHEDULES = [(1, 1), (4, 1), (4, 2, 1)]
 OPERATORS = (
-    "summary", "topk/vote", "topk/verify", "topk_per_sample/vote", "topk_per_sample/verify",
+    "summary",
+    "topk/vote",
+    "topk/verify",
+    "topk_per_sample/vote",
+    "topk_per_sample/verify",
     "random_k",
 )
 
@@ -165,9 +169,9 @@ def run_matrix(
                 progress(f"orchestration: {cell.label}")
                 ainvoke = client.ainvoke(cell)
 
-                def tools(plan: floor.Plan, cell: Cell = cell, group: str = group) -> dict[
-                    str, Tool
-                ]:
+                def tools(
+                    plan: floor.Plan, cell: Cell = cell, group: str = group
+                ) -> dict[str, Tool]:
                     return tool_set(client, cell, group, plan, peer_api)
 
                 results.setdefault(group, []).append(

@@ -26,8 +26,17 @@ PEER_VENV = HERE / ".peer-venv"
 OPTILLM = "optillm==0.4.0"
 # What optillm's server imports at start (measured: `import optillm.server` in a bare venv).
 PROXY_REQUIREMENTS = [
-    "flask", "openai", "httpx", "cerebras_cloud_sdk", "numpy", "networkx", "z3-solver<=4.15.4.0",
-    "sympy", "aiohttp", "PyYAML", "math-verify",
+    "flask",
+    "openai",
+    "httpx",
+    "cerebras_cloud_sdk",
+    "numpy",
+    "networkx",
+    "z3-solver<=4.15.4.0",
+    "sympy",
+    "aiohttp",
+    "PyYAML",
+    "math-verify",
 ]
 INSTALL_HINT = "python -m benchmarks.peer install"
 
@@ -81,12 +90,22 @@ class Optillm:
         port = free_port()
         environment = {**os.environ, "OPENAI_API_KEY": "EMPTY"}
         command = [
-            str(self.python), "-c", "import sys; from optillm import main; sys.exit(main())",
-            "--base-url", self.upstream, "--port", str(port), "--log", "warning",
+            str(self.python),
+            "-c",
+            "import sys; from optillm import main; sys.exit(main())",
+            "--base-url",
+            self.upstream,
+            "--port",
+            str(port),
+            "--log",
+            "warning",
         ]
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
-                command, env=environment, stdout=log, stderr=subprocess.STDOUT,
+                command,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 cwd=self.log_path.parent,
             )
         deadline = time.monotonic() + 120

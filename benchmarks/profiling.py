@@ -28,10 +28,14 @@ from typing import Any
 
 RATE = 250  # samples per second
 GROUPS = (
-    ("openai SDK + HTTP (httpx, httpcore, anyio, h11)",
-     ("openai", "httpx", "httpx2", "httpcore", "httpcore2", "anyio", "h11", "sniffio")),
-    ("LangChain (langchain_core, langchain_openai)",
-     ("langchain_core", "langchain_openai", "langchain", "langsmith")),
+    (
+        "openai SDK + HTTP (httpx, httpcore, anyio, h11)",
+        ("openai", "httpx", "httpx2", "httpcore", "httpcore2", "anyio", "h11", "sniffio"),
+    ),
+    (
+        "LangChain (langchain_core, langchain_openai)",
+        ("langchain_core", "langchain_openai", "langchain", "langsmith"),
+    ),
     ("LangGraph", ("langgraph",)),
     ("pydantic", ("pydantic", "pydantic_core")),
     ("SQLite (sqlalchemy, aiosqlite)", ("sqlalchemy", "aiosqlite")),
@@ -105,9 +109,23 @@ def profile(command: list[str], runs: int) -> dict[str, Any]:
             worker.kill()
             return {"skipped": "the workload did not start"}
         recorder = subprocess.Popen(
-            [spy, "record", "--pid", str(worker.pid), "--rate", str(RATE), "--format", "raw",
-             "--gil", "--nonblocking", "--output", str(output)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            [
+                spy,
+                "record",
+                "--pid",
+                str(worker.pid),
+                "--rate",
+                str(RATE),
+                "--format",
+                "raw",
+                "--gil",
+                "--nonblocking",
+                "--output",
+                str(output),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         time.sleep(1.0)  # let py-spy attach
         worker.stdin.write("go\n")

@@ -34,7 +34,10 @@ def workload(*args: str) -> dict[str, Any]:
     """Run ``benchmarks.workload`` with ``args``; its JSON line."""
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.workload", *args],
-        capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
     )
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
@@ -75,17 +78,27 @@ def measure(
     )
     schedule = ",".join(str(m) for m in round_cell.schedule)
     rounds = {
-        "pdr ainvoke": workload("pdr-round", "--url", sim.url, "--spec", sim.spec(),
-                                "--schedule", schedule),
+        "pdr ainvoke": workload(
+            "pdr-round", "--url", sim.url, "--spec", sim.spec(), "--schedule", schedule
+        ),
         "asyncio floor": workload("floor-round", "--url", sim.url, "--plan", round_plan),
     }
     evaluations: dict[str, Any] = {}
     common = ("--url", sim.url, "--problems", str(problems), "--cap", str(cap))
     for name, args in (
-        ("pdr eval (harness, ledger, checkpoints)",
-         ("pdr-eval", *common, "--spec", sim.spec(),
-          "--schedule", ",".join(str(m) for m in EVAL_SCHEDULE),
-          "--workdir", str(folder / "eval"))),
+        (
+            "pdr eval (harness, ledger, checkpoints)",
+            (
+                "pdr-eval",
+                *common,
+                "--spec",
+                sim.spec(),
+                "--schedule",
+                ",".join(str(m) for m in EVAL_SCHEDULE),
+                "--workdir",
+                str(folder / "eval"),
+            ),
+        ),
         ("asyncio floor", ("floor-eval", *common, "--plan", eval_plan)),
     ):
         sim.reset()
@@ -106,12 +119,16 @@ def measure(
     pdr_eval, floor_eval = evaluations.values()
     pdr_round, floor_round = rounds.values()
     return {
-        "round": {"cell": round_cell.label, "processes": rounds,
-                  "peak_rss_over_floor": round(pdr_round["peak_rss_mb"]
-                                               / floor_round["peak_rss_mb"], 2)},
+        "round": {
+            "cell": round_cell.label,
+            "processes": rounds,
+            "peak_rss_over_floor": round(pdr_round["peak_rss_mb"] / floor_round["peak_rss_mb"], 2),
+        },
         "evaluation": {
-            "problems": problems, "cap": cap,
-            "schedule": list(EVAL_SCHEDULE), "processes": evaluations,
+            "problems": problems,
+            "cap": cap,
+            "schedule": list(EVAL_SCHEDULE),
+            "processes": evaluations,
             "peak_rss_over_floor": round(pdr_eval["peak_rss_mb"] / floor_eval["peak_rss_mb"], 2),
             "wall_over_floor": round(pdr_eval["wall_s"] / floor_eval["wall_s"], 3),
         },

@@ -121,9 +121,18 @@ class SimState:
         self.log.append(entry)
         if n > 1 and timing.n == "refused":
             entry.update(finished=time.monotonic(), status=400, prompt_tokens=0, tokens=0)
-            await _send_json(writer, 400, {"error": {"message": "n > 1 is not supported",
-                                                     "type": "invalid_request_error",
-                                                     "param": "n", "code": None}})
+            await _send_json(
+                writer,
+                400,
+                {
+                    "error": {
+                        "message": "n > 1 is not supported",
+                        "type": "invalid_request_error",
+                        "param": "n",
+                        "code": None,
+                    }
+                },
+            )
             return 400
         choices = 1 if timing.n == "ignored" else n
         cap = entry["max_tokens"]
@@ -157,8 +166,12 @@ class SimState:
             b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n"
         )
-        base = {"id": f"chatcmpl-{len(self.log)}", "object": "chat.completion.chunk",
-                "created": int(time.time()), "model": body.get("model", "sim")}
+        base = {
+            "id": f"chatcmpl-{len(self.log)}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body.get("model", "sim"),
+        }
         for index, text in enumerate(texts):
             delta = {"role": "assistant", "content": text}
             _chunk(writer, {**base, "choices": [{"index": index, "delta": delta}]})
@@ -183,8 +196,7 @@ def _completion(
         "created": int(time.time()),
         "model": body.get("model", "sim"),
         "choices": [
-            {"index": i, "message": {"role": "assistant", "content": text},
-             "finish_reason": "stop"}
+            {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
             for i, text in enumerate(texts)
         ],
         "usage": usage,
@@ -201,7 +213,8 @@ async def _send_json(writer: asyncio.StreamWriter, status: int, payload: Any) ->
     reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(status, "OK")
     writer.write(
         f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(data)}\r\n\r\n".encode() + data
+        f"Content-Length: {len(data)}\r\n\r\n".encode()
+        + data
     )
     await writer.drain()
 
@@ -269,9 +282,21 @@ class SimServer:
 
     def __enter__(self) -> SimServer:
         t = self.timing
-        command = [sys.executable, "-m", "benchmarks.sim_server", "--port", "0",
-                   "--ttft", str(t.ttft), "--token", str(t.token), "--tokens", str(t.tokens),
-                   "--n", t.n]
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.sim_server",
+            "--port",
+            "0",
+            "--ttft",
+            str(t.ttft),
+            "--token",
+            str(t.token),
+            "--tokens",
+            str(t.tokens),
+            "--n",
+            t.n,
+        ]
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         self._process = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, text=True)
         assert self._process.stdout is not None

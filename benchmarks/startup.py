@@ -30,15 +30,23 @@ PDR = str(Path(sys.executable).with_name("pdr"))
 
 def run_args(sim: SimServer, workdir: Path) -> list[str]:
     return [
-        "run", "--model", sim.spec(QUICK_REPLY), "--schedule", "2,1", "--max-tokens", "16",
-        "--db", str(workdir / "ledger.sqlite"), "--checkpoints", str(workdir / "ckpt.sqlite"),
-        "--quiet", "What is 17 * 23?",
+        "run",
+        "--model",
+        sim.spec(QUICK_REPLY),
+        "--schedule",
+        "2,1",
+        "--max-tokens",
+        "16",
+        "--db",
+        str(workdir / "ledger.sqlite"),
+        "--checkpoints",
+        str(workdir / "ckpt.sqlite"),
+        "--quiet",
+        "What is 17 * 23?",
     ]
 
 
-def timed_process(
-    command: list[str], env: dict[str, str] | None, cwd: Path
-) -> tuple[float, float]:
+def timed_process(command: list[str], env: dict[str, str] | None, cwd: Path) -> tuple[float, float]:
     """(monotonic start, seconds) of a command run to its end, output discarded."""
     start = time.monotonic()
     subprocess.run(
@@ -51,7 +59,9 @@ def import_costs(module: str, top: int = 12) -> list[dict[str, Any]]:
     """The modules whose import costs most, cumulative, as ``python -X importtime`` reports."""
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     rows: list[tuple[float, str]] = []
     for line in done.stderr.splitlines():

@@ -84,9 +84,9 @@ class Client:
         context = self.context(cell)
         if sqlite:  # one file for every cell, as one application would keep
             path = self.workdir / "ainvoke.sqlite"
-            graph = self.runner.run(self.exits.enter_async_context(
-                open_async_graph(cell.builder(), path)
-            ))
+            graph = self.runner.run(
+                self.exits.enter_async_context(open_async_graph(cell.builder(), path))
+            )
         else:
             graph = cell.builder().compile()
 
@@ -118,10 +118,17 @@ class Client:
             raise ValueError("the runner has no batched-drafts option")
 
         def run() -> None:
-            outcome = self.runner.run(run_problem(
-                graph="pdr", problem=PROBLEM, context=context, distill=name, scorer=scorer,
-                ledger=ledger, checkpoints=self.workdir / "runner.sqlite",
-            ))
+            outcome = self.runner.run(
+                run_problem(
+                    graph="pdr",
+                    problem=PROBLEM,
+                    context=context,
+                    distill=name,
+                    scorer=scorer,
+                    ledger=ledger,
+                    checkpoints=self.workdir / "runner.sqlite",
+                )
+            )
             if outcome.status != "done":
                 raise RuntimeError(f"pdr runner failed: {outcome.error}")
 

@@ -165,14 +165,19 @@ def main() -> None:
         after_imports = rss_mb()
         cpu, start = time.process_time(), time.monotonic()
         extra = pdr_eval(args) if args.kind == "pdr-eval" else floor_eval(args)
-    print(json.dumps({
-        "wall_s": round(time.monotonic() - start, 4),
-        "cpu_s": round(time.process_time() - cpu, 4),
-        "start": start,
-        "rss_after_imports_mb": round(after_imports, 1),
-        "peak_rss_mb": round(peak_rss_mb(), 1),
-        **extra,
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "wall_s": round(time.monotonic() - start, 4),
+                "cpu_s": round(time.process_time() - cpu, 4),
+                "start": start,
+                "rss_after_imports_mb": round(after_imports, 1),
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+                **extra,
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

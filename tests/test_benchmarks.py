@@ -68,8 +68,10 @@ def test_a_streamed_reply_ends_with_its_usage(sim: SimServer) -> None:
     async def stream() -> list[object]:
         api = openai.AsyncOpenAI(base_url=sim.url, api_key="x", max_retries=0)
         chunks = await api.chat.completions.create(
-            model=FAST.model_name(), messages=[{"role": "user", "content": "a b"}],
-            stream=True, stream_options={"include_usage": True},
+            model=FAST.model_name(),
+            messages=[{"role": "user", "content": "a b"}],
+            stream=True,
+            stream_options={"include_usage": True},
         )
         return [chunk async for chunk in chunks]
 
@@ -142,16 +144,23 @@ def test_batched_decoding_counts_every_drafts_tokens_exactly() -> None:
         model_path=str(ensure_model_file("fast")), n_ctx=512, n_threads=1, verbose=False
     )
     decoder = BatchedDecoder(llama, sequences=4, n_ctx=1024, threads=1)
-    solve = [{"role": "system", "content": "You are careful."},
-             {"role": "user", "content": "What is 17 * 23? Explain every step."}]
+    solve = [
+        {"role": "system", "content": "You are careful."},
+        {"role": "user", "content": "What is 17 * 23? Explain every step."},
+    ]
     short = [{"role": "user", "content": "Reply with the single word OK."}]
-    requests = [Request(solve, 12, 0.7, 1), Request(solve, 12, 0.7, 2),
-                Request(short, 40, 0.0, 3), Request(solve, 5, 0.0, 4)]
+    requests = [
+        Request(solve, 12, 0.7, 1),
+        Request(solve, 12, 0.7, 2),
+        Request(short, 40, 0.0, 3),
+        Request(solve, 5, 0.0, 4),
+    ]
     try:
         drafted = decoder.generate(requests)
         for sequence, (request, draft) in enumerate(zip(requests, drafted, strict=True)):
             reference = llama.create_chat_completion(
-                messages=request.messages, max_tokens=1  # type: ignore[arg-type]
+                messages=request.messages,
+                max_tokens=1,  # type: ignore[arg-type]
             )
             assert draft.input_tokens == reference["usage"]["prompt_tokens"]  # type: ignore[index]
             # llama.cpp's own memory holds exactly the prompt and every counted token
@@ -168,15 +177,21 @@ def test_batched_decoding_counts_every_drafts_tokens_exactly() -> None:
 def test_the_quick_benchmark_runs_and_writes_its_files(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     for section in ("startup", "orchestration", "gc", "profile", "scale", "embedded"):
         assert section in results, section
     main = results["orchestration"]["cells"]["main"]
-    assert [cell["cell"] for cell in main] == ["[1, 1] topk/vote", "[4, 1] topk/vote",
-                                               "[4, 2, 1] topk/vote"]
+    assert [cell["cell"] for cell in main] == [
+        "[1, 1] topk/vote",
+        "[4, 1] topk/vote",
+        "[4, 2, 1] topk/vote",
+    ]
     assert all(cell["tools"]["pdr ainvoke"]["wall_s"]["n"] == 2 for cell in main)
     table = (tmp_path / "results.md").read_text()
     for heading in ("## Orchestration", "## Memory and scale", "## Start-up"):

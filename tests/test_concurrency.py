@@ -116,9 +116,20 @@ def test_the_progress_view_shows_the_waves(scripted: ScriptedChatModel, tmp_path
     result = CliRunner().invoke(
         app,
         [
-            "run", "What is 17 * 23?", "--model", "scripted", "--schedule", "5,1",
-            "--max-concurrency", "2", "--distill", "topk",
-            "--db", str(tmp_path / "ledger.sqlite"), "--checkpoints", str(tmp_path / "cp.sqlite"),
+            "run",
+            "What is 17 * 23?",
+            "--model",
+            "scripted",
+            "--schedule",
+            "5,1",
+            "--max-concurrency",
+            "2",
+            "--distill",
+            "topk",
+            "--db",
+            str(tmp_path / "ledger.sqlite"),
+            "--checkpoints",
+            str(tmp_path / "cp.sqlite"),
         ],
     )
     assert result.exit_code == 0, result.output
@@ -132,10 +143,12 @@ def test_the_live_table_shows_the_waves() -> None:
     console = Console(record=True, width=120)
     view = LiveView(console, title="pdr")
     view.quiet = True  # take the events without printing lines
-    view.handle({"event": "round_started", "round": 1, "drafts": 64, "rounds": 2,
-                 "max_concurrency": 16})
-    view.handle({"event": "round_started", "round": 2, "drafts": 1, "rounds": 2,
-                 "max_concurrency": 16})
+    view.handle(
+        {"event": "round_started", "round": 1, "drafts": 64, "rounds": 2, "max_concurrency": 16}
+    )
+    view.handle(
+        {"event": "round_started", "round": 2, "drafts": 1, "rounds": 2, "max_concurrency": 16}
+    )
     console.print(view.render())
     text = console.export_text()
     [first] = [line for line in text.splitlines() if "1/2" in line]

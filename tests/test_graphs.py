@@ -203,7 +203,11 @@ async def test_custom_events_report_rounds_drafts_and_workspaces(
     assert kinds.count("workspace_written") == 2
     assert kinds[-1] == "answer"
     assert events[0] == {
-        "event": "round_started", "round": 1, "drafts": 3, "rounds": 3, "max_concurrency": None
+        "event": "round_started",
+        "round": 1,
+        "drafts": 3,
+        "rounds": 3,
+        "max_concurrency": None,
     }
 
 

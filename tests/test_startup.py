@@ -14,15 +14,22 @@ from pdr.graphs import catalog
 from pdr.nodes.distill import OPERATOR_NAMES
 from pdr.nodes.scoring import SCORERS
 
-HEAVY = ("langgraph", "langchain_core", "langchain_openai", "openai", "sqlalchemy", "llama_cpp",
-         "matplotlib", "numpy", "pdr.runner", "pdr.evaluation.harness")
+HEAVY = (
+    "langgraph",
+    "langchain_core",
+    "langchain_openai",
+    "openai",
+    "sqlalchemy",
+    "llama_cpp",
+    "matplotlib",
+    "numpy",
+    "pdr.runner",
+    "pdr.evaluation.harness",
+)
 
 
 def test_importing_the_command_line_loads_no_heavy_library() -> None:
-    code = (
-        "import sys; import pdr.cli; "
-        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
-    )
+    code = f"import sys; import pdr.cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
 

@@ -57,6 +57,7 @@ def expected_errors() -> tuple[type[Exception], ...]:
 
     return (EvalError, DatasetError, ContextError, LedgerError, BackendError, CommandError)
 
+
 # Context fields shared by every run of an experiment: all but those a configuration sets per
 # method (--config) and the seed (--seeds).
 PER_CONFIGURATION = ("schedule", "rounds", "max_tokens", "kappa", "k", "seed", "injected_draft")
