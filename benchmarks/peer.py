@@ -19,7 +19,8 @@ import time
 import urllib.request
 import venv
 from pathlib import Path
-from types import TracebackType
+
+from benchmarks.sim_server import ChildServer
 
 HERE = Path(__file__).resolve().parent
 PEER_VENV = HERE / ".peer-venv"
@@ -76,15 +77,16 @@ def free_port() -> int:
         return port
 
 
-class Optillm:
+class Optillm(ChildServer):
     """optillm's proxy in a subprocess, forwarding to ``upstream``; ``url`` is its /v1 base."""
+
+    stop_timeout_s = 20.0
 
     def __init__(self, python: Path, upstream: str, log_path: Path) -> None:
         self.python = python
         self.upstream = upstream
         self.log_path = log_path
         self.url = ""
-        self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Optillm:
         port = free_port()
@@ -120,17 +122,6 @@ class Optillm:
                 time.sleep(0.5)
         self.__exit__(None, None, None)
         raise RuntimeError(f"optillm did not answer within 120 s; see {self.log_path}")
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=20)
-            self._process = None
 
 
 if __name__ == "__main__":

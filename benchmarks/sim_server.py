@@ -267,7 +267,25 @@ async def serve(timing: Timing, port: int, ready: Any = None) -> None:
         await server.serve_forever()
 
 
-class SimServer:
+class ChildServer:
+    """A server in a subprocess, stopped when its ``with`` block ends (the optillm peer too)."""
+
+    stop_timeout_s = 10.0
+    _process: subprocess.Popen[Any] | None = None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=self.stop_timeout_s)
+            self._process = None
+
+
+class SimServer(ChildServer):
     """The server in a subprocess; a context manager giving its URL, log and reset.
 
     Attributes:
@@ -278,7 +296,6 @@ class SimServer:
     def __init__(self, timing: Timing | None = None) -> None:
         self.timing = timing or Timing()
         self.url = ""
-        self._process: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> SimServer:
         t = self.timing
@@ -305,17 +322,6 @@ class SimServer:
             self.__exit__(None, None, None)
             raise RuntimeError("the simulated server did not start")
         return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=10)
-            self._process = None
 
     def spec(self, timing: Timing | None = None) -> str:
         """The pdr model spec of this server (with ``timing`` carried in the model name)."""
