@@ -2,13 +2,14 @@
 
 A run's calls, as the simulated server logged them, fall into stages: the calls that could run
 together (a round's drafts, its verify calls, the summary, the refine call). For pdr the stage of
-a call is read from the request itself: its seed encodes the round (``pdr.calls.call_seed``) and
-its system prompt the role, so a stage whose calls started late is still one stage. For any other
-client (the peer) a call that arrived after every call of the current stage had finished starts
-the next stage. ``plan_from_log`` turns a log into that plan, each call as it was asked for;
-``run_plan`` replays it with ``asyncio.gather`` per stage and nothing else, so the difference
-between a pdr run and its replay is pdr's own orchestration. ``ideal`` is the time the stages
-take at the server with no time at all between them.
+a call is read from the request itself: its seed is a hash of the run seed, the prompt, the round
+and the index (``pdr.calls.call_seed``), so recomputing it for the request's messages gives the
+round, and its system prompt gives the role; a stage whose calls started late is still one
+stage. For any other client (the peer) a call that arrived after every call of the current stage
+had finished starts the next stage. ``plan_from_log`` turns a log into that plan, each call as
+it was asked for; ``run_plan`` replays it with ``asyncio.gather`` per stage and nothing else, so
+the difference between a pdr run and its replay is pdr's own orchestration. ``ideal`` is the time
+the stages take at the server with no time at all between them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from typing import Any
 
 import openai
 
-SEED_STRIDE = 1_000_003  # pdr.calls.call_seed: seed * 1_000_003 + round * 1_000 + index
+# Where pdr_stage looks for a call's round and index (the benchmarks' runs use run seed 0).
+RUN_SEED = 0
+ROUNDS = range(8)
+INDICES = range(257)
 
 
 @dataclass(frozen=True)
@@ -38,11 +42,35 @@ Plan = list[list[Call]]
 StageKey = Callable[[dict[str, Any]], Hashable]
 
 
+def pdr_round(seed: int | None, messages: list[dict[str, Any]]) -> int:
+    """The round of a pdr call, found by recomputing ``pdr.calls.call_seed`` for its messages.
+
+    -1 when no round and index give the seed (no seed, or another run seed).
+    """
+    from pdr.calls import call_seed  # only where a log is read: the floor's process imports no pdr
+    from pdr.graphs.context import RunContext
+
+    if seed is None:
+        return -1
+    context = RunContext(model="sim", seed=RUN_SEED)
+    sent = [
+        {  # the openai SDK's "developer" is pdr's system message
+            "role": "system" if m.get("role") == "developer" else str(m.get("role")),
+            "content": str(m.get("content", "")),
+        }
+        for m in messages
+    ]
+    for round_ in ROUNDS:
+        for index in INDICES:
+            if call_seed(context, round_, index, sent) == seed:  # type: ignore[arg-type]
+                return round_
+    return -1
+
+
 def pdr_stage(entry: dict[str, Any]) -> Hashable:
     """A pdr call's stage: its round (from the seed) and its role (the system prompt)."""
-    seed = entry.get("seed") or 0
     messages = entry.get("messages") or [{}]
-    return (seed % SEED_STRIDE) // 1_000, str(messages[0].get("content", ""))
+    return pdr_round(entry.get("seed"), messages), str(messages[0].get("content", ""))
 
 
 def stages(log: list[dict[str, Any]], key: StageKey | None = None) -> list[list[dict[str, Any]]]:

@@ -50,14 +50,6 @@ console = LiveConsole("stdout")
 errors = LiveConsole("stderr")
 
 
-def expected_errors() -> tuple[type[Exception], ...]:
-    """The failures that end a command with one line (the ledger's and models' on first use)."""
-    from pdr.models import BackendError
-    from pdr.store.ledger import LedgerError
-
-    return (EvalError, DatasetError, ContextError, LedgerError, BackendError, CommandError)
-
-
 # Context fields shared by every run of an experiment: all but those a configuration sets per
 # method (--config) and the seed (--seeds).
 PER_CONFIGURATION = ("schedule", "rounds", "max_tokens", "kappa", "k", "seed", "injected_draft")
@@ -70,7 +62,11 @@ def _one_line_errors() -> Iterator[None]:
     try:
         yield
     except Exception as error:
-        if not isinstance(error, expected_errors()):
+        from pdr.models import BackendError  # the ledger's and models' errors: on first use
+        from pdr.store.ledger import LedgerError
+
+        expected = (EvalError, DatasetError, ContextError, LedgerError, BackendError, CommandError)
+        if not isinstance(error, expected):
             raise
         # One line even when a library's message spans several (LangChain's provider list).
         print_error(str(error))
@@ -180,13 +176,12 @@ def _markdown(report: EvalReport) -> str:
 
 
 def _write_outputs(report: EvalReport, out: Path) -> list[Path]:
+    from pdr.evaluation.plot import write_figures  # matplotlib: only when a figure is written
     from pdr.evaluation.report import csv_text
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.md").write_text(_markdown(report))
     (out / "results.csv").write_text(csv_text(report.rows))
-    from pdr.evaluation.plot import write_figures  # matplotlib: only when a figure is written
-
     return [out / "results.md", out / "results.csv", *write_figures(report.rows, out)]
 
 
