@@ -2,7 +2,7 @@
 
 The "random_k anomaly" of the issue (PDR [64, 1] with random_k took 2.8 s instead of 1.5 s in 5
 of 10 repeats, its calls starting up to 1.1 s apart) is a full collection landing in the middle
-of a round's fan-out: it walks every object of the process (about 180,000 once LangGraph and
+of a round's fan-out: it walks every object of the process (about 200,000 once LangGraph and
 LangChain are imported) while every coroutine waits, and a round's replies live long enough to
 be promoted, so one comes about every second M = 64 round; in a benchmark that runs its tools in
 a fixed order the same tool keeps being hit. Here two kinds of processes run the same cell (PDR

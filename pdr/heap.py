@@ -1,7 +1,7 @@
 """Keep Python's full garbage collections short in a process that has imported pdr's stack.
 
 After LangGraph, LangChain, the openai SDK and SQLAlchemy are imported a process holds about
-180,000 objects that the cyclic garbage collector tracks. A full (generation 2) collection walks
+200,000 objects that the cyclic garbage collector tracks. A full (generation 2) collection walks
 all of them and stops every thread and coroutine while it does: 0.13-0.31 s each on this
 project's 2-core machines under load, and one comes about every second M = 64 round, since a
 round's replies live long enough to be promoted. A collection that lands while a round's calls are
