@@ -27,7 +27,7 @@ from typing import Any
 
 from pdr.budget import CallRecord, Role
 from pdr.caps import TEMPLATE_TOKENS_PER_MESSAGE, Allowance, BudgetExhaustedError, refusal
-from pdr.events import CALL_FINISHED, CALL_STARTED, announce, emit
+from pdr.events import CALL_FINISHED, CALL_STARTED, TOKENS_SAMPLED, announce, emit
 from pdr.graphs.context import RefineContext, RunContext
 from pdr.models import (
     ChatBackend,
@@ -153,7 +153,8 @@ async def call_model(
     attempt yields a ledger record, failed and cancelled ones too, so B_tot sees all of them;
     each is announced as ``call_started`` before its request is sent and emitted as
     ``call_finished`` the moment it ends. ``allowance`` is what this call may spend, all attempts
-    together.
+    together. A backend that keeps token ids and log-probabilities (``Generation.sampled``) has
+    them emitted as a ``tokens_sampled`` event.
 
     Raises:
         CallFailedError: the last attempt failed (or one failed for a reason retrying won't fix).
@@ -202,6 +203,10 @@ async def call_model(
                 failure = error
         if failure is None:
             keep(_succeeded(model, role, round_, index, attempt, generation, started), attempt_id)
+            if generation.sampled is not None:
+                emit(
+                    TOKENS_SAMPLED, role=role, round=round_, index=index, samples=generation.sampled
+                )
             return CallResult(generation, records)
         last = attempt == context.max_retries
         if isinstance(failure, TimeoutError):
