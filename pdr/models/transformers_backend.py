@@ -7,19 +7,21 @@ transformers and gguf come with the ``train`` extra (``pip install "pdr[train]"`
 on first use, so this module loads without them.
 
 Calls that arrive while the model is busy (the drafts of a round, the rollouts of a training step)
-are run together as one left-padded batch by one worker thread, grouped by temperature. Sampling is
-plain ``softmax(logits / temperature)``: no top-k, top-p or repetition penalty, so the
-log-probability a training policy reports for each sampled token (``keep_tokens=True``:
-``Generation.sampled``) is that of the distribution the token was drawn from. A batch is seeded with
-its first call's seed (torch's global generator), so samples repeat when the same calls are batched
-the same way. Usage is exact: the prompt's token ids after the chat template, and the sampled
-tokens up to and including the end-of-turn token.
+are run together as one left-padded batch with a KV cache by one worker thread, grouped by
+temperature. Sampling is plain ``softmax(logits / temperature)``: no top-k, top-p or repetition
+penalty, so the log-probability a training policy reports for each sampled token
+(``keep_tokens=True``: ``Generation.sampled``) is that of the distribution the token was drawn
+from. Each call samples with its own generator seeded by its own seed, so its sample does not
+depend on the calls batched beside it (up to float rounding of the padded batch). Usage is exact:
+the prompt's token ids after the chat template, and the sampled tokens up to and including the
+end-of-turn token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import inspect
 import queue
 import threading
 import time
@@ -217,64 +219,102 @@ class TransformersBackend:
 
     def _sample(self, batch: list[_Request]) -> list[Generation]:
         torch = _import_torch()
-        from transformers import GenerationConfig
-
-        settings: Any = GenerationConfig  # untyped in transformers
-
         tokenizer, model = self.tokenizer, self.model
         prompts = [prompt_ids(tokenizer, request.messages) for request in batch]
-        width = max(len(ids) for ids in prompts)
-        pad = int(tokenizer.pad_token_id)
-        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in prompts])
-        attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts])
-        temperature = batch[0].options.temperature
-        stops = stop_ids(tokenizer, model)
-        config = settings(
-            max_new_tokens=max(request.options.max_tokens for request in batch),
-            do_sample=temperature > 0,
-            temperature=temperature if temperature > 0 else 1.0,
-            top_k=0,
-            top_p=1.0,
-            min_p=None,
-            repetition_penalty=1.0,
-            pad_token_id=pad,
-            eos_token_id=sorted(stops),
-            return_dict_in_generate=True,
-            output_logits=self.keep_tokens,
+        completions, logprobs = decode(
+            torch,
+            model,
+            prompts,
+            caps=[request.options.max_tokens for request in batch],
+            seeds=[request.options.seed for request in batch],
+            temperature=batch[0].options.temperature,
+            pad=int(tokenizer.pad_token_id),
+            stops=stop_ids(tokenizer, model),
         )
-        seed = batch[0].options.seed
-        if seed is not None:
-            torch.manual_seed(seed)
-        device = next(model.parameters()).device
-        with torch.no_grad():
-            out = model.generate(
-                input_ids=input_ids.to(device),
-                attention_mask=attention.to(device),
-                generation_config=config,
-            )
-        sampled = out.sequences[:, width:].tolist()
-        completions = [
-            cut(row, stops, request.options.max_tokens)
-            for row, request in zip(sampled, batch, strict=True)
-        ]
-        logprobs = None
-        if self.keep_tokens:
-            logprobs = token_logprobs(torch, out.logits, completions, temperature)
         results = []
-        for position, (ids, completion) in enumerate(zip(prompts, completions, strict=True)):
-            kept = None
-            if logprobs is not None:
-                kept = [SampledTokens(ids, completion, logprobs[position])]
+        for ids, completion, kept in zip(prompts, completions, logprobs, strict=True):
             results.append(
                 Generation(
                     texts=[tokenizer.decode(completion, skip_special_tokens=True)],
                     input_tokens=len(ids),
                     output_tokens=len(completion),
                     sample_output_tokens=[len(completion)],
-                    sampled=kept,
+                    sampled=[SampledTokens(ids, completion, kept)] if self.keep_tokens else None,
                 )
             )
         return results
+
+
+def decode(
+    torch: Any,
+    model: Any,
+    prompts: list[list[int]],
+    *,
+    caps: list[int],
+    seeds: list[int | None],
+    temperature: float,
+    pad: int,
+    stops: set[int],
+) -> tuple[list[list[int]], list[list[float]]]:
+    """Sample a reply to each prompt, as one left-padded batch with a KV cache.
+
+    Each row draws from ``softmax(logits / temperature)`` with its own generator seeded by its
+    own seed (temperature 0: the most likely token), so a call's sample does not depend on the
+    calls batched beside it. Returns each row's tokens (up to and including its first stop token,
+    at most its cap) and each token's log-probability under the distribution it was drawn from
+    (temperature 0: the raw softmax). transformers' ``generate`` draws every row from one global
+    generator and keeps every step's full logits to report them, hence this loop.
+    """
+    from transformers import DynamicCache
+
+    device = next(model.parameters()).device
+    width = max(len(ids) for ids in prompts)
+    ids = torch.tensor([[pad] * (width - len(row)) + row for row in prompts], device=device)
+    mask = torch.tensor(
+        [[0] * (width - len(row)) + [1] * len(row) for row in prompts], device=device
+    )
+    generators = []
+    for seed in seeds:
+        generator = torch.Generator(device=device)
+        generator.manual_seed(0 if seed is None else seed % (1 << 63))
+        generators.append(generator)
+    cache_argument = "cache" if "cache" in inspect.signature(model.forward).parameters else None
+    cache = DynamicCache()
+    tokens: list[list[int]] = [[] for _ in prompts]
+    found: list[list[float]] = [[] for _ in prompts]
+    open_rows = set(range(len(prompts)))
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        for _ in range(max(caps)):
+            kwargs = {cache_argument or "past_key_values": cache}
+            logits = model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                use_cache=True,
+                logits_to_keep=1,
+                **kwargs,
+            ).logits[:, -1]
+            logp = torch.log_softmax(logits.float() / (temperature or 1.0), dim=-1)
+            chosen = []
+            for row in range(len(prompts)):
+                if temperature > 0:
+                    pick = torch.multinomial(logp[row].exp(), 1, generator=generators[row])
+                    token = int(pick.item())
+                else:
+                    token = int(logp[row].argmax().item())
+                chosen.append(token)
+                if row in open_rows:
+                    tokens[row].append(token)
+                    found[row].append(float(logp[row, token].item()))
+                    if token in stops or len(tokens[row]) >= caps[row]:
+                        open_rows.discard(row)
+            if not open_rows:
+                break
+            ids = torch.tensor(chosen, device=device).unsqueeze(1)
+            mask = torch.cat([mask, torch.ones_like(ids)], dim=1)
+            positions = positions[:, -1:] + 1
+    return tokens, found
 
 
 def prompt_ids(tokenizer: Any, messages: list[Message]) -> list[int]:
@@ -294,34 +334,6 @@ def stop_ids(tokenizer: Any, model: Any) -> set[int]:
     elif configured:
         stops.update(int(token) for token in configured)
     return stops
-
-
-def cut(row: list[int], stops: set[int], cap: int) -> list[int]:
-    """A sampled row up to its first stop token (kept) and at most ``cap`` tokens."""
-    kept: list[int] = []
-    for token in row[:cap]:
-        kept.append(int(token))
-        if token in stops:
-            break
-    return kept
-
-
-def token_logprobs(
-    torch: Any, logits: Any, completions: list[list[int]], temperature: float
-) -> list[list[float]]:
-    """Each kept token's log softmax(logits / temperature) (greedy calls: temperature 1)."""
-    divisor = temperature if temperature > 0 else 1.0
-    found: list[list[float]] = [[] for _ in completions]
-    for step, scores in enumerate(logits):
-        rows = [i for i, ids in enumerate(completions) if step < len(ids)]
-        if not rows:
-            break
-        chosen = torch.tensor([completions[i][step] for i in rows])
-        logp = torch.log_softmax(scores[rows].float() / divisor, dim=-1)
-        values = logp.gather(1, chosen.to(logp.device).unsqueeze(1)).squeeze(1).tolist()
-        for i, value in zip(rows, values, strict=True):
-            found[i].append(float(value))
-    return found
 
 
 def _wrap(spec: str, error: Exception) -> BackendError:
