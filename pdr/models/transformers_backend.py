@@ -97,6 +97,11 @@ def load_model(path: Path) -> Any:
         model = AutoModelForCausalLM.from_pretrained(
             path.parent, gguf_file=path.name, dtype=torch.float32
         )
+        quantizer = getattr(model, "hf_quantizer", None)
+        if quantizer is not None and all(p.is_floating_point() for p in model.parameters()):
+            # Dequantised to float32 on load: an ordinary model now, which a trainer may update
+            # and save_pretrained writes without a GGUF quantization config.
+            quantizer.remove_quantization_config(model)
     else:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     return model

@@ -21,7 +21,6 @@ from typing import Any
 from rich.console import Console
 
 from pdr.evaluation.datasets import load_dataset
-from pdr.evaluation.harness import write_ahead_log
 from pdr.models import register_model, unregister_model
 from pdr.store.ledger import Ledger
 from pdr.store.rollouts import list_rollouts
@@ -181,8 +180,7 @@ def _trainer(
     from pdr.training.rollouts import pdr_reward
 
     out = settings.folder
-    checkpoints = out / "rollout-checkpoints.sqlite"
-    write_ahead_log(checkpoints)
+    checkpoints = out / "rollout-checkpoints"
     # The graphs call the policy through this backend; it holds the model being trained, so
     # every step's rollouts come from the current weights.
     backend = TransformersBackend(

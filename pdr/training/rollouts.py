@@ -89,7 +89,9 @@ class Rollouts:
         policy: the model spec of the policy backend (registered with ``keep_tokens=True``).
         ledger: where the runs, their results and the rollout rows go.
         experiment_id: the training's experiment in the ledger.
-        checkpoints: the LangGraph checkpoint file of the rollout runs.
+        checkpoints: a folder for the rollout runs' LangGraph checkpoints: one SQLite file per
+            run (a step's runs all write at once; one shared file would make them wait on its
+            lock), deleted when the run ends (a rollout is never resumed).
         pad_token: the token a failed rollout's one masked-out placeholder token uses.
     """
 
@@ -115,10 +117,30 @@ class Rollouts:
         self.batches: list[list[Rollout]] = []
 
     def __call__(self, prompts: list[str], trainer: Any = None) -> dict[str, list[Any]]:
-        """Run one generation batch; the fields TRL needs, plus the rewards and modes."""
+        """Run one generation batch; the fields TRL needs, plus the rewards and modes.
+
+        Raises:
+            RuntimeError: the batch is not one update's problems, half in each mode (TRL fed
+                the schedule in another order than the mixture was built for).
+        """
+        if trainer is not None:
+            self.check_batch(prompts, int(trainer.state.global_step) + 1, trainer)
         rollouts = asyncio.run(self.run_batch(prompts))
         self.batches.append(rollouts)
         return self.pack(rollouts)
+
+    def check_batch(self, prompts: list[str], update: int, trainer: Any) -> None:
+        """Refuse a generation batch that is not update ``update``'s, half of each mode."""
+        rows = [self.by_key[key] for key in prompts if key in self.by_key]
+        steps = sorted({row.step for row in rows})
+        if len(rows) != len(prompts) or steps != [update]:
+            raise RuntimeError(
+                f"update {update} got rollouts of updates {steps}: the trainer did not read the "
+                f"mixture in order (shuffle_dataset must be False)"
+            )
+        modes = Counter(row.mode for row in rows)
+        if trainer.accelerator.num_processes == 1 and modes["long"] != modes["operator"]:
+            raise RuntimeError(f"update {update} is not half long-trace, half operator: {modes}")
 
     async def run_batch(self, prompts: list[str]) -> list[Rollout]:
         """Every rollout of the batch at once (the policy backend batches their calls)."""
@@ -169,13 +191,15 @@ class Rollouts:
             distill=config.distill,
             thread_id=thread_id,
             ledger=self.ledger,
-            checkpoints=self.checkpoints,
+            checkpoints=self.checkpoints / f"{thread_id}.sqlite",
             on_event=keep,
             gold=problem.answer,
             grade=grade_answer,
             experiment_id=self.experiment_id,
             item_id=problem.id,
         )
+        for suffix in ("", "-wal", "-shm"):
+            (self.checkpoints / f"{thread_id}.sqlite{suffix}").unlink(missing_ok=True)
         done = outcome.status == "done" and outcome.grade is not None and bool(sampled)
         reward = (1.0 if outcome.grade else 0.0) if done else None
         trained = sampled[-1] if done else None
