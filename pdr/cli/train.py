@@ -59,6 +59,7 @@ def train_command(
     seed: Annotated[int, _option("seed")] = DEFAULTS.seed,
     max_concurrency: Annotated[int, _option("max_concurrency")] = DEFAULTS.max_concurrency,
     name: Annotated[str | None, _option("name")] = None,
+    vllm: Annotated[bool, _option("vllm")] = DEFAULTS.vllm,
     threads: Annotated[
         int | None,
         typer.Option(help="torch threads of this process (default: torch's own choice)."),
@@ -98,6 +99,7 @@ def train_command(
         seed=seed,
         max_concurrency=max_concurrency,
         name=name,
+        vllm=vllm,
         context=shared,
     )
     try:

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +58,19 @@ class TrainResult:
     history: list[dict[str, float]]
     wall_s: float
     files: list[Path] = field(default_factory=list)
+
+
+@contextmanager
+def library_notices_off() -> Iterator[None]:
+    """Silence what TRL and transformers 5 say about each other on every run (not pdr's concern).
+
+    TRL marks ``rollout_func`` experimental, and transformers 5 renamed gradient checkpointing,
+    which TRL still uses by its old name.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="You are using 'rollout_func'")
+        warnings.filterwarnings("ignore", message=".*gradient_checkpointing.* is deprecated")
+        yield
 
 
 def policy_source(model: str) -> str:
@@ -115,11 +131,23 @@ def train(
         seed=settings.seed,
     )
     _require_training_stack()
+    if settings.vllm:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise TrainError("vllm: TRL's vLLM engine needs a CUDA GPU; leave --vllm out here")
     from pdr.models.transformers_backend import load_model, load_tokenizer, resolve_source
 
     ledger = ledger or Ledger()
+    out = settings.folder
+    out.mkdir(parents=True, exist_ok=True)
+    with library_notices_off():
+        config = grpo_config(settings, out)  # TRL checks its arguments before anything loads
+    main = config.process_index == 0
+    if config.world_size > 1 and settings.name is None:
+        raise TrainError("name: several processes train together; give them one --name")
     name = settings.name or datetime.now(UTC).strftime("train-%Y%m%d-%H%M%S")
-    if ledger.find_experiment(name) is not None:
+    if main and ledger.find_experiment(name) is not None:
         raise TrainError(f"name: the ledger already has a training or experiment {name!r}")
     settings = replace(settings, name=name)
     if model is None or tokenizer is None:
@@ -128,26 +156,34 @@ def train(
     if not settings.train_embeddings:
         for module in (model.get_input_embeddings(), model.get_output_embeddings()):
             module.weight.requires_grad_(False)
-    out = settings.folder
-    out.mkdir(parents=True, exist_ok=True)
-    config = grpo_config(settings, out)  # TRL checks its arguments before the ledger is touched
-    experiment_id = ledger.create_experiment(name, training_config(settings))
+    # The main process creates the training in the ledger; the others (accelerate launch) wait.
+    with config.main_process_first(desc="the training's experiment in the ledger"):
+        found = ledger.find_experiment(name)
+        experiment_id = found if found is not None and not main else None
+        if experiment_id is None:
+            experiment_id = ledger.create_experiment(name, training_config(settings))
     from pdr.training.progress import TrainingProgress
 
     watcher = TrainingProgress(console, show=progress)
     policy = f"policy:{name}"
-    trainer = _trainer(
-        settings, config, schedule, model, tokenizer, policy, ledger, experiment_id, watcher
-    )
     try:
-        trainer.train()
+        with library_notices_off():
+            trainer = _trainer(
+                settings, config, schedule, model, tokenizer, policy, ledger, experiment_id, watcher
+            )
+            trainer.train()
     finally:
         unregister_model(policy)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    (out / "settings.json").write_text(json.dumps(settings.as_dict(), indent=2) + "\n")
+        for scratch in (out / "trainer", out / "rollout-checkpoints"):
+            if scratch.is_dir() and not any(scratch.iterdir()):
+                scratch.rmdir()  # TRL's output folder and the rollouts' checkpoints: empty
     rewards = step_rewards(list_rollouts(ledger, experiment_id))
-    files = write_curves(out, rewards, watcher.history, title=f"{name}: {settings.model}")
+    files: list[Path] = []
+    if main:
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        (out / "settings.json").write_text(json.dumps(settings.as_dict(), indent=2) + "\n")
+        files = write_curves(out, rewards, watcher.history, title=f"{name}: {settings.model}")
     return TrainResult(
         name=name,
         experiment_id=experiment_id,
@@ -181,12 +217,6 @@ def _trainer(
 
     out = settings.folder
     checkpoints = out / "rollout-checkpoints"
-    # The graphs call the policy through this backend; it holds the model being trained, so
-    # every step's rollouts come from the current weights.
-    backend = TransformersBackend(
-        policy, model=model, tokenizer=tokenizer, keep_tokens=True, batch_wait_s=0.5
-    )
-    register_model(policy, backend)
     rollouts = Rollouts(
         settings,
         schedule,
@@ -207,6 +237,22 @@ def _trainer(
         alpha=settings.alpha,
     )
     trainer.remove_callback(PrinterCallback)  # the progress callback shows the logs
+    # The graphs call the policy through this backend. It holds the model being trained (or
+    # TRL's vLLM engine, whose weights TRL syncs before each update's rollouts), so every
+    # update's rollouts come from the current weights.
+    backend: Any
+    if settings.vllm:
+        from pdr.models.vllm_engine import VLLMEngineBackend
+
+        source = policy_source(settings.model)
+        backend = VLLMEngineBackend(
+            policy, source, llm=trainer.vllm_generation.llm, keep_tokens=True, batch_wait_s=0.5
+        )
+    else:
+        backend = TransformersBackend(
+            policy, model=model, tokenizer=tokenizer, keep_tokens=True, batch_wait_s=0.5
+        )
+    register_model(policy, backend)
     return trainer
 
 
@@ -246,6 +292,11 @@ def grpo_config(settings: TrainSettings, out: Path) -> Any:
         disable_tqdm=True,
         seed=settings.seed,
         dataloader_num_workers=0,
+        # vLLM: the engine colocated with the trainer; the CISPO weight is already taken against
+        # the sampler's log-probabilities, so TRL's own correction for vLLM stays off.
+        use_vllm=settings.vllm,
+        vllm_mode="colocate",
+        vllm_importance_sampling_correction=False,
         use_cpu=not gpu,
         bf16=gpu and torch.cuda.is_bf16_supported(),
     )

@@ -103,6 +103,11 @@ class TrainSettings:
     name: str | None = _setting(
         "Name of the training in the ledger (default: train-<time>); must be new.", None
     )
+    vllm: bool = _setting(
+        "Generate the rollouts with TRL's colocated vLLM engine (CUDA only; TRL keeps its "
+        "weights in sync with the policy's).",
+        False,
+    )
     context: dict[str, Any] = field(
         default_factory=dict,
         metadata={
