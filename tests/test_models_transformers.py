@@ -133,13 +133,45 @@ def test_call_model_emits_the_tokens_of_a_backend_that_keeps_them(
     assert record["output_tokens"] == len(kept.completion_ids)
 
 
+def test_a_reply_stopped_by_its_cap_is_truncated_and_one_that_ends_its_turn_is_not(
+    policy: TransformersBackend, tmp_path: Path
+) -> None:
+    """The toy policy writes "Answer: 7" or "Answer: 3" and its end-of-turn token (5 tokens)."""
+
+    async def one(max_tokens: int) -> Any:
+        options = SamplingOptions(max_tokens=max_tokens, temperature=0.7, seed=5)
+        return await policy.generate(messages("What is 3 + 4?"), options)
+
+    capped = asyncio.run(one(2))
+    assert capped.output_tokens == 2 and capped.truncated
+    finished = asyncio.run(one(16))
+    [kept] = finished.sampled
+    assert kept.completion_ids[-1] == policy.tokenizer.eos_token_id
+    assert finished.output_tokens == 5 and not finished.truncated
+    register_model("toy-policy", policy)
+    try:
+        outcome = asyncio.run(
+            run_problem(
+                graph="long_cot",
+                problem="What is 3 + 4?",
+                context=make_context(
+                    "long_cot", model="toy-policy", max_tokens=2, long_cot_system_prompt="Answer."
+                ),
+                checkpoints=tmp_path / "cp.sqlite",
+            )
+        )
+    finally:
+        unregister_model("toy-policy")
+    assert outcome.status == "truncated"
+
+
 @pytest.mark.slow
 def test_the_embedded_gguf_model_loads_and_answers(tmp_path: Path) -> None:
     """transformers dequantises the embedded 0.5B GGUF file; the result is an ordinary model."""
     backend = backend_from_spec("transformers:embedded:fast")
     assert isinstance(backend, TransformersBackend)
     [generation] = sample(backend, ["What is 17 * 23?"], temperature=0.0)
-    assert generation.output_tokens == 8
+    assert generation.output_tokens == 8 and generation.truncated
     assert generation.input_tokens == len(
         backend.tokenizer(
             backend.tokenizer.apply_chat_template(

@@ -226,6 +226,7 @@ class TransformersBackend:
         torch = _import_torch()
         tokenizer, model = self.tokenizer, self.model
         prompts = [prompt_ids(tokenizer, request.messages) for request in batch]
+        stops = stop_ids(tokenizer, model)
         completions, logprobs = decode(
             torch,
             model,
@@ -234,7 +235,7 @@ class TransformersBackend:
             seeds=[request.options.seed for request in batch],
             temperature=batch[0].options.temperature,
             pad=int(tokenizer.pad_token_id),
-            stops=stop_ids(tokenizer, model),
+            stops=stops,
         )
         results = []
         for ids, completion, kept in zip(prompts, completions, logprobs, strict=True):
@@ -244,6 +245,7 @@ class TransformersBackend:
                     input_tokens=len(ids),
                     output_tokens=len(completion),
                     sample_output_tokens=[len(completion)],
+                    truncated=not completion or completion[-1] not in stops,
                     sampled=[SampledTokens(ids, completion, kept)] if self.keep_tokens else None,
                 )
             )

@@ -31,7 +31,7 @@ from pdr.graphs.catalog import make_context
 from pdr.graphs.context import RunContext
 from pdr.models import SampledTokens
 from pdr.runner import run_problem
-from pdr.store.ledger import Ledger
+from pdr.store.ledger import FINISHED, Ledger
 from pdr.store.rollouts import record_rollout
 from pdr.training.mixture import Mode, ScheduledProblem
 from pdr.training.settings import TrainSettings
@@ -200,7 +200,9 @@ class Rollouts:
         )
         for suffix in ("", "-wal", "-shm"):
             (self.checkpoints / f"{thread_id}.sqlite{suffix}").unlink(missing_ok=True)
-        done = outcome.status == "done" and outcome.grade is not None and bool(sampled)
+        # A rollout that stopped at its output cap (status "truncated") is a sample of the
+        # policy like any other and is graded, so it is trained; only a failed run is not.
+        done = outcome.status in FINISHED and outcome.grade is not None and bool(sampled)
         reward = (1.0 if outcome.grade else 0.0) if done else None
         trained = sampled[-1] if done else None
         self.ledger.add_result(
