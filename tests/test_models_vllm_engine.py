@@ -251,4 +251,3 @@ async def test_an_engine_made_elsewhere_returns_token_ids_and_log_probs(
         MESSAGES, SamplingOptions(max_tokens=4, temperature=0.7)
     )
     assert plain.sampled is None
-

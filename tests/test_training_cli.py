@@ -7,6 +7,9 @@ update (the train extra).
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from typer.testing import CliRunner
 
 from pdr.cli import app
 from pdr.store.ledger import Ledger
+from pdr.store.rollouts import list_rollouts
 from tests.toy_policy import NO_TRAIN_EXTRA, SHORT_PROMPTS, write_dataset
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -80,9 +84,7 @@ def test_vllm_without_a_gpu_is_refused(tmp_path: Path) -> None:
 def test_one_update_of_the_tiny_policy_from_the_command_line(
     tmp_path: Path, toy_policy_dir: Path
 ) -> None:
-    prompts = [
-        f"--{name.replace('_', '-')}={text}" for name, text in SHORT_PROMPTS.items()
-    ]
+    prompts = [f"--{name.replace('_', '-')}={text}" for name, text in SHORT_PROMPTS.items()]
     code, output = train(
         tmp_path,
         "--model", f"transformers:{toy_policy_dir}",
@@ -107,3 +109,39 @@ def test_one_update_of_the_tiny_policy_from_the_command_line(
     assert code == 2
     taken = "Error: --name: the ledger already has a training or experiment 'cli-toy'"
     assert output.strip() == taken
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_TORCH, reason=NO_TRAIN_EXTRA)
+def test_two_processes_under_accelerate_launch_share_one_training(
+    tmp_path: Path, toy_policy_dir: Path
+) -> None:
+    """The multi-GPU route, on the CPU: ``accelerate launch`` starts two real processes (gloo).
+
+    The main process creates the training in the ledger and saves the weights; each update's
+    rollouts, from both processes together, are half long-trace and half operator.
+    """
+    prompts = [f"--{name.replace('_', '-')}={text}" for name, text in SHORT_PROMPTS.items()]
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "-m", "pdr.cli", "train",
+        "--model", f"transformers:{toy_policy_dir}",
+        "--dataset", str(write_dataset(tmp_path / "toy.jsonl")),
+        "--steps", "2", "--group-size", "2", "--max-tokens", "6", "--kappa", "64",
+        "--name", "two-processes", "--threads", "1", "--no-progress",
+        "--db", str(tmp_path / "ledger.sqlite"), "--out", str(tmp_path / "out"),
+        *prompts,
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stdout.count("2 updates in") == 1  # the main process reports
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    experiment = ledger.find_experiment("two-processes")
+    assert experiment is not None
+    rows = list_rollouts(ledger, experiment)
+    assert Counter((row.step, row.mode) for row in rows) == {
+        (step, mode): 2 for step in (1, 2) for mode in ("long", "operator")
+    }
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+    assert len((tmp_path / "out" / "history.csv").read_text().splitlines()) == 3

@@ -127,7 +127,11 @@ def train_command(
         table.add_column(column, justify="left" if column == "mode" else "right")
     for row in result.rewards:
         table.add_row(
-            str(row.step), row.mode, str(row.rollouts), str(row.correct), str(row.failed),
+            str(row.step),
+            row.mode,
+            str(row.rollouts),
+            str(row.correct),
+            str(row.failed),
             f"{row.mean:.3f}",
         )
     out_console.print(table)
