@@ -315,9 +315,11 @@ def eval_command(
             context=shared,
             instruction=(instruction or "").strip(),
         )
-        check_models(
-            make_context("long_cot", model=model_spec, **shared_values("long_cot", shared))
-        )
+        named = sorted({str(c.params["model"]) for c in spec.ladders if "model" in c.params})
+        for model in [model_spec, *named]:
+            check_models(
+                make_context("long_cot", **{**shared_values("long_cot", shared), "model": model})
+            )
         ledger = Ledger(database)
         bar_view = Progress(
             TextColumn("{task.description}"),
