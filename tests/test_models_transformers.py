@@ -64,6 +64,30 @@ def sample(backend: TransformersBackend, questions: list[str], temperature: floa
     return asyncio.run(all_at_once())
 
 
+def long_cot_run(
+    policy: TransformersBackend, folder: Path, *, max_tokens: int, on_event: Any = None
+) -> Any:
+    """One long_cot run of "What is 3 + 4?" by the policy, through the runner."""
+    register_model("toy-policy", policy)
+    try:
+        return asyncio.run(
+            run_problem(
+                graph="long_cot",
+                problem="What is 3 + 4?",
+                context=make_context(
+                    "long_cot",
+                    model="toy-policy",
+                    max_tokens=max_tokens,
+                    long_cot_system_prompt="Answer.",
+                ),
+                checkpoints=folder / "cp.sqlite",
+                on_event=on_event,
+            )
+        )
+    finally:
+        unregister_model("toy-policy")
+
+
 def test_a_spec_naming_nothing_is_refused_before_any_call() -> None:
     with pytest.raises(BackendError, match=r"no model folder or \.gguf file at"):
         backend_from_spec("transformers:/nonexistent/model")
@@ -107,22 +131,8 @@ def test_a_calls_sample_does_not_depend_on_the_calls_batched_beside_it(
 def test_call_model_emits_the_tokens_of_a_backend_that_keeps_them(
     policy: TransformersBackend, tmp_path: Path
 ) -> None:
-    register_model("toy-policy", policy)
-    try:
-        events: list[dict[str, Any]] = []
-        outcome = asyncio.run(
-            run_problem(
-                graph="long_cot",
-                problem="What is 3 + 4?",
-                context=make_context(
-                    "long_cot", model="toy-policy", max_tokens=8, long_cot_system_prompt="Answer."
-                ),
-                checkpoints=tmp_path / "cp.sqlite",
-                on_event=events.append,
-            )
-        )
-    finally:
-        unregister_model("toy-policy")
+    events: list[dict[str, Any]] = []
+    outcome = long_cot_run(policy, tmp_path, max_tokens=8, on_event=events.append)
     sampled = [event for event in events if event["event"] == TOKENS_SAMPLED]
     assert [(event["role"], event["round"], event["index"]) for event in sampled] == [
         ("long_cot", 1, 0)
@@ -148,21 +158,7 @@ def test_a_reply_stopped_by_its_cap_is_truncated_and_one_that_ends_its_turn_is_n
     [kept] = finished.sampled
     assert kept.completion_ids[-1] == policy.tokenizer.eos_token_id
     assert finished.output_tokens == 5 and not finished.truncated
-    register_model("toy-policy", policy)
-    try:
-        outcome = asyncio.run(
-            run_problem(
-                graph="long_cot",
-                problem="What is 3 + 4?",
-                context=make_context(
-                    "long_cot", model="toy-policy", max_tokens=2, long_cot_system_prompt="Answer."
-                ),
-                checkpoints=tmp_path / "cp.sqlite",
-            )
-        )
-    finally:
-        unregister_model("toy-policy")
-    assert outcome.status == "truncated"
+    assert long_cot_run(policy, tmp_path, max_tokens=2).status == "truncated"
 
 
 @pytest.mark.slow
