@@ -315,8 +315,7 @@ def eval_command(
             context=shared,
             instruction=(instruction or "").strip(),
         )
-        named = sorted({str(c.params["model"]) for c in spec.ladders if "model" in c.params})
-        for model in [model_spec, *named]:
+        for model in {model_spec, *(str(c.params.get("model", model_spec)) for c in spec.ladders)}:
             check_models(
                 make_context("long_cot", **{**shared_values("long_cot", shared), "model": model})
             )

@@ -19,14 +19,11 @@ from pdr.cli.run import DbOption, open_ledger
 from pdr.cli.terminal import CommandError, console
 from pdr.evaluation.problems import DatasetError
 from pdr.graphs.context import ContextError
-from pdr.models import BackendError
-from pdr.store.ledger import LedgerError
 from pdr.training.settings import CONTEXT_SET_BY_TRAINING, TrainError, TrainSettings
 
 DEFAULTS = TrainSettings()
 HELP = TrainSettings.describe()
 CONTEXT_OPTIONS = [o for o in context_options() if o.name not in CONTEXT_SET_BY_TRAINING]
-EXPECTED = (TrainError, DatasetError, ContextError, BackendError, LedgerError)
 
 
 def _option(name: str) -> Any:
@@ -108,6 +105,10 @@ def train_command(
         raise _option_error(error) from error
     if threads is not None and threads < 1:
         raise CommandError(f"--threads: must be >= 1, got {threads}")
+    from pdr.models import BackendError  # the ledger's and models' errors: on first use
+    from pdr.store.ledger import LedgerError
+
+    expected = (TrainError, DatasetError, ContextError, BackendError, LedgerError)
     ledger = open_ledger(db)
     out_console = console()
     try:
@@ -118,7 +119,7 @@ def train_command(
 
             torch.set_num_threads(threads)
         result = train(settings, ledger=ledger, console=out_console, progress=progress)
-    except EXPECTED as error:
+    except expected as error:
         raise _option_error(error) from error
     finally:
         ledger.close()
