@@ -93,6 +93,8 @@ def evaluate(
         calls = session.scalar(select(func.count(Call.id)).where(Call.error.is_(None)))
         failed = session.scalar(select(func.count(Run.id)).where(Run.status != "done"))
     ledger.close()
+    if first is None or last is None:
+        raise RuntimeError(f"no finished run in {db}: the evaluation did not run")
     return {
         "span_s": (last - first).total_seconds(),
         "runs": int(runs),

@@ -20,15 +20,18 @@ for a transient reason or its time-out marks it down, and the retry goes to anot
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 import uuid
 import weakref
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Any
 
 from pdr.budget import CallRecord, Role
 from pdr.caps import TEMPLATE_TOKENS_PER_MESSAGE, Allowance, BudgetExhaustedError, refusal
-from pdr.events import CALL_FINISHED, CALL_STARTED, announce, emit
+from pdr.events import CALL_FINISHED, CALL_STARTED, TOKENS_SAMPLED, announce, emit
 from pdr.graphs.context import RefineContext, RunContext
 from pdr.models import (
     ChatBackend,
@@ -57,8 +60,13 @@ _limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.
 )
 
 
-def _limit(cap: int) -> asyncio.Semaphore:
-    """One semaphore per event loop and cap, shared by every node of every run on that loop."""
+def _limit(cap: int | None) -> AbstractAsyncContextManager[Any]:
+    """One semaphore per event loop and cap, shared by every node of every run on that loop.
+
+    No cap (None): nothing to wait for; a run then has at most its widest stage in flight.
+    """
+    if cap is None:
+        return contextlib.nullcontext()
     per_loop = _limits.setdefault(asyncio.get_running_loop(), {})
     if cap not in per_loop:
         per_loop[cap] = asyncio.Semaphore(cap)
@@ -150,7 +158,8 @@ async def call_model(
     attempt yields a ledger record, failed and cancelled ones too, so B_tot sees all of them;
     each is announced as ``call_started`` before its request is sent and emitted as
     ``call_finished`` the moment it ends. ``allowance`` is what this call may spend, all attempts
-    together.
+    together. A backend that keeps token ids and log-probabilities (``Generation.sampled``) has
+    them emitted as a ``tokens_sampled`` event.
 
     Raises:
         CallFailedError: the last attempt failed (or one failed for a reason retrying won't fix).
@@ -207,6 +216,10 @@ async def call_model(
         if failure is None:
             record = _succeeded(model, role, round_, index, attempt, generation, started)
             keep(record, attempt_id, route)
+            if generation.sampled is not None:
+                emit(
+                    TOKENS_SAMPLED, role=role, round=round_, index=index, samples=generation.sampled
+                )
             return CallResult(generation, records)
         last = attempt == context.max_retries
         # Another replica is up: the retry goes there now, whatever this one asked for.

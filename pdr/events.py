@@ -5,8 +5,9 @@ stream and is the only writer of the ledger: a ``call_started`` event carries th
 attempt about to be sent (its prompt tokens estimated), a ``call_finished`` event the attempt's
 final record (failed ones too), a ``workspace_written`` event the workspaces a distill step wrote.
 The other events are progress for people: ``round_started``, ``draft_finished``,
-``draft_verified`` and ``answer``. Outside a streamed run (a plain ``invoke``, or a node called
-directly) the events go nowhere.
+``draft_verified`` and ``answer``; and ``tokens_sampled`` carries the token ids and
+log-probabilities of a call whose backend keeps them (the training policy, ``pdr.training``).
+Outside a streamed run (a plain ``invoke``, or a node called directly) the events go nowhere.
 
 A reader that stores what it reads (the runner) says so in the run's config
 (``configurable[ACKNOWLEDGED]``); ``announce`` then waits until the reader has stored the event, so
@@ -28,6 +29,7 @@ ROUND_STARTED: Final = "round_started"
 DRAFT_FINISHED: Final = "draft_finished"
 DRAFT_VERIFIED: Final = "draft_verified"
 ANSWER: Final = "answer"
+TOKENS_SAMPLED: Final = "tokens_sampled"
 
 ACKNOWLEDGED: Final = "pdr_acknowledged"
 """``configurable`` key: the reader of the custom stream acknowledges ``announce``d events."""

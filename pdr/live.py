@@ -26,10 +26,25 @@ class RoundView:
     """What is known about one round."""
 
     drafts: int
+    cap: int | None = None
     finished: dict[int, tuple[int, int, str | None]] = field(default_factory=dict)
     scores: dict[int, float] = field(default_factory=dict)
     workspaces: int = 0
     workspace_tokens: int | None = None
+
+    @property
+    def waves(self) -> int:
+        """How many waves the round's drafts run in under the call cap (1 without a cap)."""
+        if not self.cap or self.drafts <= self.cap:
+            return 1
+        return -(-self.drafts // self.cap)
+
+    def drafts_text(self) -> str:
+        """``64 drafts``, or ``64 drafts, 16 at a time (max_concurrency 16): 4 waves``."""
+        text = f"{self.drafts} drafts"
+        if self.waves > 1:
+            text += f", {self.cap} at a time (max_concurrency {self.cap}): {self.waves} waves"
+        return text
 
 
 class LiveView:
@@ -73,8 +88,11 @@ class LiveView:
         if kind == ROUND_STARTED:
             number = int(event["round"])
             self.total_rounds = int(event.get("rounds", self.total_rounds))
-            self.rounds[number] = RoundView(drafts=int(event["drafts"]))
-            line = f"round {number}/{self.total_rounds} started: {event['drafts']} drafts"
+            cap = event.get("max_concurrency")
+            view = self.rounds[number] = RoundView(
+                drafts=int(event["drafts"]), cap=None if cap is None else int(cap)
+            )
+            line = f"round {number}/{self.total_rounds} started: {view.drafts_text()}"
         elif kind == DRAFT_FINISHED:
             view = self._round(int(event["round"]))
             index = int(event["index"])
@@ -118,9 +136,10 @@ class LiveView:
             answers = Counter(str(answer) for _, _, answer in done if answer is not None)
             shown = ", ".join(f"{answer} x{count}" for answer, count in answers.most_common(3))
             workspace = "" if view.workspace_tokens is None else f"{view.workspace_tokens} tok"
+            waves = f" ({view.waves} waves of {view.cap})" if view.waves > 1 else ""
             table.add_row(
                 f"{number}/{self.total_rounds or '?'}",
-                f"{len(view.finished)}/{view.drafts}",
+                f"{len(view.finished)}/{view.drafts}{waves}",
                 str(sum(tokens_in for tokens_in, _, _ in done)),
                 str(sum(tokens_out for _, tokens_out, _ in done)),
                 Text(printable(shown)),

@@ -92,6 +92,7 @@ class Served:
     number: int = 0
     finished: float = 0.0
     status: int = 200
+    client: tuple[str, int] = ("", 0)  # the connection's address: one per kept-alive connection
     completed: bool = False
     garbled: bool = False
     role: str = ""
@@ -106,6 +107,10 @@ class Served:
 
 class QuietServer(ThreadingHTTPServer):
     """A threaded server that does not print a traceback when a client goes away."""
+
+    # The stdlib's listen backlog is 5: a burst of new connections (a round of 16 drafts over
+    # several clients) overflowed it and connections were reset.
+    request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass
@@ -144,7 +149,7 @@ class FakeOpenAIServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                served = server.log(body)
+                served = server.log(body, self.client_address[:2])
                 fault = server.fault(served) or Fault()
                 if fault.kill_on_arrival:
                     server.kill()
@@ -206,8 +211,8 @@ class FakeOpenAIServer:
         """The pdr model spec of this server."""
         return f"vllm:{model}@{self.url}"
 
-    def log(self, body: dict[str, Any]) -> Served:
-        """Record a request as it arrives, labelled with its step."""
+    def log(self, body: dict[str, Any], client: tuple[str, int] = ("", 0)) -> Served:
+        """Record a request as it arrives, labelled with its step and its connection."""
         sent = [
             {
                 "role": "system" if m.get("role") == "developer" else m.get("role"),
@@ -216,7 +221,7 @@ class FakeOpenAIServer:
             for m in body.get("messages") or []
         ]
         round_, index = decode_seed(body.get("seed"), sent)  # type: ignore[arg-type]
-        served = Served(body=body, arrived=time.monotonic())
+        served = Served(body=body, arrived=time.monotonic(), client=client)
         served.role, served.round, served.index = request_role(body), round_, index
         with self._lock:
             served.number = len(self.requests) + 1

@@ -28,6 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -81,7 +82,7 @@ class PostgresServer:
     schemas: int = 0
     database: str = "pdr_tests"
 
-    def _as_owner(self) -> dict[str, int]:
+    def _as_owner(self) -> dict[str, Any]:
         """Popen arguments that drop root to an unprivileged user (the server refuses root)."""
         if os.geteuid() != 0:
             return {}

@@ -239,3 +239,50 @@ def test_every_shared_context_field_reaches_the_runs(
         "draft",
         "refine",
     ]
+
+
+def test_configurations_with_their_own_models_compare_two_models_in_one_experiment(
+    app: typer.Typer, model: ScriptedChatModel, tmp_path: Path
+) -> None:
+    """Before and after training as one command: each --config names its model (same problems)."""
+    wrong = ScriptedChatModel(script=Script(answer=lambda call: "0"))
+    register_model("scripted-wrong", wrong)
+    try:
+        args = eval_args(
+            tmp_path,
+            "--method",
+            "long_cot",
+            "--config",
+            "long_cot:max_tokens=8",
+            "--config",
+            "long_cot:max_tokens=8,model=scripted-wrong",
+            "--out",
+            str(tmp_path / "out"),
+        )
+        result = CliRunner().invoke(app, args)
+    finally:
+        unregister_model("scripted-wrong")
+    assert result.exit_code == 0, result.output
+    assert (len(model.calls), len(wrong.calls)) == (3, 3)
+    table = (tmp_path / "out" / "results.md").read_text().splitlines()
+    assert [line.split(" | ")[:5] for line in table[2:4]] == [
+        ["| long_cot", "1", "max_tokens=8", "3", "100.0%"],
+        ["| long_cot", "2", "max_tokens=8 model=scripted-wrong", "3", "0.0%"],
+    ]
+    ledger = Ledger(str(tmp_path / "ledger.sqlite"))
+    runs = [ledger.get_run(run.thread_id) for run in ledger.list_runs()]
+    ledger.close()
+    assert sorted(run.context["model"] for run in runs if run is not None) == [
+        *[MODEL] * 3,
+        *["scripted-wrong"] * 3,
+    ]
+
+
+def test_a_configuration_naming_an_unusable_model_stops_before_any_call(
+    app: typer.Typer, model: ScriptedChatModel, tmp_path: Path
+) -> None:
+    args = eval_args(tmp_path, "--config", "long_cot:max_tokens=8,model=transformers:/nonexistent")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0
+    assert "model: " in result.output and "/nonexistent" in result.output
+    assert model.calls == []

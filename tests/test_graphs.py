@@ -202,7 +202,13 @@ async def test_custom_events_report_rounds_drafts_and_workspaces(
     assert kinds.count("draft_finished") == 5
     assert kinds.count("workspace_written") == 2
     assert kinds[-1] == "answer"
-    assert events[0] == {"event": "round_started", "round": 1, "drafts": 3, "rounds": 3}
+    assert events[0] == {
+        "event": "round_started",
+        "round": 1,
+        "drafts": 3,
+        "rounds": 3,
+        "max_concurrency": None,
+    }
 
 
 def test_the_sync_api_runs_the_async_nodes(scripted: ScriptedChatModel) -> None:

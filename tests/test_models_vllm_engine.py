@@ -60,6 +60,14 @@ class SamplingParams:
     temperature: float = 1.0
     max_tokens: int | None = 16
     seed: int | None = None
+    logprobs: int | None = None
+
+
+@dataclass
+class Logprob:
+    logprob: float
+    rank: int | None = None
+    decoded_token: str | None = None
 
 
 class Tokenizer:
@@ -96,16 +104,15 @@ class LLM:
             ids = Tokenizer().encode(prompt)
             cached = (len(ids) // BLOCK) * BLOCK if prompt in self.seen else 0
             self.seen.add(prompt)
-            samples = [
-                CompletionOutput(
-                    index=i,
-                    text=f"sample {i}: Answer: 391",
-                    token_ids=list(range(min(param.max_tokens or 16, 5 + 3 * i))),
-                    cumulative_logprob=-1.5,
-                    logprobs=None,
+            samples = []
+            for i in reversed(range(param.n)):  # vLLM may finish samples in any order
+                tokens = list(range(min(param.max_tokens or 16, 5 + 3 * i)))
+                logprobs = None
+                if param.logprobs is not None:  # the sampled token's, at each position
+                    logprobs = [{t: Logprob(-0.5 * (t + 1), rank=1)} for t in tokens]
+                samples.append(
+                    CompletionOutput(i, f"sample {i}: Answer: 391", tokens, -1.5, logprobs)
                 )
-                for i in reversed(range(param.n))  # vLLM may finish samples in any order
-            ]
             outputs.append(RequestOutput(str(number), prompt, ids, None, samples, True, cached))
         return outputs
 
@@ -220,3 +227,27 @@ def test_engine_arguments_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("PDR_VLLM_ARGS", "[1]")
     with pytest.raises(BackendError, match="PDR_VLLM_ARGS"):
         VLLMEngineBackend("vllm-engine:m", "m")
+
+
+async def test_an_engine_made_elsewhere_returns_token_ids_and_log_probs(
+    stand_in: types.ModuleType,
+) -> None:
+    """pdr train --vllm: the backend drives TRL's colocated engine and keeps every token."""
+    engine = LLM("trainer-engine")
+    backend = VLLMEngineBackend("policy:t", "m", llm=engine, keep_tokens=True)
+    generation = await backend.generate(
+        MESSAGES, SamplingOptions(max_tokens=4, temperature=0.7, seed=3)
+    )
+    assert backend._llm is engine  # no engine of its own was made
+    ((prompt, params),) = engine.batches[0]
+    assert params == SamplingParams(n=1, temperature=0.7, max_tokens=4, seed=3, logprobs=0)
+    [kept] = generation.sampled
+    assert kept.prompt_ids == Tokenizer().encode(prompt)
+    assert kept.completion_ids == [0, 1, 2, 3]
+    assert kept.logprobs == [-0.5, -1.0, -1.5, -2.0]
+    assert generation.input_tokens == len(kept.prompt_ids)
+    assert generation.output_tokens == 4
+    plain = await VLLMEngineBackend("vllm-engine:m", "m").generate(
+        MESSAGES, SamplingOptions(max_tokens=4, temperature=0.7)
+    )
+    assert plain.sampled is None

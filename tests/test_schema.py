@@ -151,12 +151,46 @@ def test_a_ledger_at_revision_v3_gains_the_call_texts_of_v4(store: Store) -> Non
     engine.dispose()
     assert "texts" not in column_names(store.ledger, "calls")
     ledger = Ledger(store.ledger)
-    assert revision_of(ledger.engine) == HEAD == "v4"
+    assert revision_of(ledger.engine) == HEAD
     ledger.close()
     assert {"texts", "answers", "reached_model", "injected", "sample_output_estimated"} <= (
         column_names(store.ledger, "calls")
     )
     assert "b_tot_per_draft" in column_names(store.ledger, "runs")
+
+
+def test_a_ledger_at_revision_v4_gains_the_rollouts_table_of_v5(store: Store) -> None:
+    """A ledger from before pdr train: revision v5 adds its rollouts table, rows kept."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = create_engine(database_url(store.ledger))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "v4")
+        assert not inspect(connection).has_table("rollouts")
+    engine.dispose()
+    ledger = Ledger(store.ledger)
+    assert revision_of(ledger.engine) == HEAD == "v5"
+    ledger.close()
+    assert column_names(store.ledger, "rollouts") == {
+        "id",
+        "experiment_id",
+        "run_id",
+        "step",
+        "mode",
+        "role",
+        "reward",
+        "trained_tokens",
+        "created_at",
+    }
+    found = differences(store.ledger)
+    if store.kind == "sqlite":
+        assert {(table, column) for _kind, table, column in found} <= SQLITE_UNENFORCED
+    else:
+        assert found == []
 
 
 def column_names(url: str, table: str) -> set[str]:

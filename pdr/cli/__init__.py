@@ -1,10 +1,11 @@
 """The ``pdr`` command line: run a problem, resume a run, inspect the ledger, evaluate, plot.
 
 One module per command group: ``run`` (``pdr run``, ``pdr resume``), ``runs`` (``pdr runs list``,
-``pdr runs show``), ``evaluate`` (``pdr eval``, ``pdr plot``); ``options`` generates ``pdr run``'s
-options from the run contexts' fields and ``terminal`` holds what they share (output handles,
-one-line errors). Every bad option ends the command with one line that names the option and the
-fix, and a non-zero exit status, before any model is called; nothing prints a traceback.
+``pdr runs show``), ``evaluate`` (``pdr eval``, ``pdr plot``), ``train`` (``pdr train``);
+``options`` generates ``pdr run``'s options from the run contexts' fields and ``terminal`` holds
+what they share (output handles, one-line errors). Every bad option ends the command with one
+line that names the option and the fix, and a non-zero exit status, before any model is called;
+nothing prints a traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import NoReturn
 
 import typer
 
-from pdr.cli import evaluate, run, runs
+from pdr.cli import evaluate, run, runs, train
 from pdr.cli.terminal import OneLineErrors
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ runs_app.command("list")(runs.list_runs)
 runs_app.command("show")(runs.show_run)
 app.add_typer(runs_app, name="runs")
 evaluate.register(app)
+app.command("train")(train.train_command)
 
 
 def main() -> NoReturn:

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import (
@@ -24,10 +24,7 @@ from rich.progress import (
 )
 
 from pdr.cli.options import context_options, context_values, with_context_options
-from pdr.cli.reports import ProgressBar, markdown, print_report, write_outputs
 from pdr.cli.terminal import CommandError, LiveConsole, print_error
-from pdr.cli.workers import print_status, start_workers, wait_for
-from pdr.evaluation import harness as h
 from pdr.evaluation.configs import (
     METHODS,
     Config,
@@ -40,22 +37,18 @@ from pdr.evaluation.configs import (
 from pdr.evaluation.datasets import FieldMap, load_dataset
 from pdr.evaluation.inject import INJECT_MODES, with_injections
 from pdr.evaluation.problems import DatasetError
-from pdr.evaluation.report import (
-    EvalReport,
-    csv_text,
-    stored_report,
-)
-from pdr.evaluation.workers import joined_harness
 from pdr.graphs.catalog import check_models, make_context
 from pdr.graphs.context import ContextError, RunContext
-from pdr.models import BackendError
 from pdr.signals import SIGNAL_NAMES, RunInterruptedError, until_signal
-from pdr.store.ledger import Ledger, LedgerError
+
+if TYPE_CHECKING:  # imported where a command runs, so `pdr --help` loads none of them
+    from pdr.evaluation import harness as h
+    from pdr.evaluation.report import EvalReport
 
 console = LiveConsole("stdout")
 errors = LiveConsole("stderr")
 
-EXPECTED = (EvalError, DatasetError, ContextError, LedgerError, BackendError, CommandError)
+
 # Context fields shared by every run of an experiment: all but those a configuration sets per
 # method (--config) and the seed (--seeds).
 PER_CONFIGURATION = ("schedule", "rounds", "max_tokens", "kappa", "k", "seed", "injected_draft")
@@ -67,7 +60,13 @@ def _one_line_errors() -> Iterator[None]:
     """Turn an expected failure into one line on stderr and exit status 2."""
     try:
         yield
-    except EXPECTED as error:
+    except Exception as error:
+        from pdr.models import BackendError  # the ledger's and models' errors: on first use
+        from pdr.store.ledger import LedgerError
+
+        expected = (EvalError, DatasetError, ContextError, LedgerError, BackendError, CommandError)
+        if not isinstance(error, expected):
+            raise
         # One line even when a library's message spans several (LangChain's provider list).
         print_error(str(error))
         raise typer.Exit(error.code if isinstance(error, CommandError) else 2) from None
@@ -202,6 +201,13 @@ def eval_command(
     (--model, --temperature, --max-concurrency, --distill-temperature, ...); a --config entry's
     own values win over them.
     """
+    from pdr.cli.reports import ProgressBar, print_report, write_outputs
+    from pdr.cli.workers import print_status, start_workers, wait_for
+    from pdr.evaluation import harness as h
+    from pdr.evaluation.workers import joined_harness
+    from pdr.heap import freeze_imports
+    from pdr.store.ledger import Ledger
+
     with _one_line_errors():
         if status is not None:
             ledger = Ledger(database)
@@ -230,6 +236,7 @@ def eval_command(
                 on_progress=on_progress,
             )
             console.print(f"worker pid {os.getpid()} joined {harness.name}", highlight=False)
+            freeze_imports()
             with bar_view:
                 _interruptible(harness)
             console.print(
@@ -280,9 +287,10 @@ def eval_command(
             context=shared,
             instruction=(instruction or "").strip(),
         )
-        check_models(
-            make_context("long_cot", model=model_spec, **shared_values("long_cot", shared))
-        )
+        for model in {model_spec, *(str(c.params.get("model", model_spec)) for c in spec.ladders)}:
+            check_models(
+                make_context("long_cot", **{**shared_values("long_cot", shared), "model": model})
+            )
         ledger = Ledger(database)
         harness = h.Harness(
             spec,
@@ -298,6 +306,7 @@ def eval_command(
             f"{len(data)} problems of {data.name}, model {model_spec}, ledger {ledger.url}",
             highlight=False,
         )
+        freeze_imports()
         if workers > 1:
             children = start_workers(harness, workers, concurrency, checkpoints)
             console.print(
@@ -351,6 +360,10 @@ def plot_command(
     ] = None,
 ) -> None:
     """Plot accuracy against B_seq and B_tot (log scale, one line per method) as PNG and SVG."""
+    from pdr.cli.reports import markdown, print_report
+    from pdr.evaluation.report import csv_text, stored_report
+    from pdr.store.ledger import Ledger
+
     with _one_line_errors():
         ledger = Ledger(database)
         report = stored_report(ledger, experiment)

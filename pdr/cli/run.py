@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,13 +26,12 @@ from pdr.graphs.catalog import (
     method_names,
 )
 from pdr.graphs.context import ContextError
-from pdr.live import LiveView
 from pdr.redact import redact
-from pdr.runner import RunOutcome, resume_problem_sync, run_problem_sync
 from pdr.signals import RunInterruptedError
-from pdr.store.checkpoints import CheckpointError
-from pdr.store.leases import LeaseHeldError
-from pdr.store.ledger import Ledger, LedgerError
+
+if TYPE_CHECKING:  # imported where a run starts, so `pdr --help` loads none of them
+    from pdr.outcome import RunOutcome
+    from pdr.store.ledger import Ledger
 
 # Exit statuses of a run that ended without a full answer (1: failed, 2: bad input or busy run).
 TRUNCATED_EXIT = 3
@@ -61,6 +60,8 @@ CONTEXT_OPTIONS = context_options()
 
 def open_ledger(db: str | None) -> Ledger:
     """The ledger at ``--db`` (or the default), as a one-line error if it cannot be opened."""
+    from pdr.store.ledger import Ledger, LedgerError
+
     try:
         return Ledger(db)
     except LedgerError as error:
@@ -142,6 +143,9 @@ def interrupted(ledger: Ledger, stop: RunInterruptedError) -> CommandError:
 
 def run_errors(error: Exception) -> CommandError:
     """A refused run as one line naming the option: a busy thread, a bad checkpoint file."""
+    from pdr.store.checkpoints import CheckpointError
+    from pdr.store.leases import LeaseHeldError
+
     if isinstance(error, LeaseHeldError):
         return CommandError(f"THREAD_ID: {error}")
     if isinstance(error, CheckpointError):
@@ -196,8 +200,15 @@ def run(
         check_models(context)
     except ContextError as error:
         raise context_error(error, values) from error
+    from pdr.heap import freeze_imports
+    from pdr.live import LiveView
+    from pdr.runner import run_problem_sync
+    from pdr.store.checkpoints import CheckpointError
+    from pdr.store.ledger import LedgerError
+
     ledger = open_ledger(db)
     out = console()
+    freeze_imports()
     try:
         with LiveView(out, title=redact(f"{graph} on {context.model}"), quiet=quiet) as view:
             outcome = run_problem_sync(
@@ -245,8 +256,15 @@ def resume(
     quiet: QuietOption = False,
 ) -> None:
     """Continue a stopped run from its last checkpoint; completed calls are not made again."""
+    from pdr.heap import freeze_imports
+    from pdr.live import LiveView
+    from pdr.runner import resume_problem_sync
+    from pdr.store.checkpoints import CheckpointError
+    from pdr.store.ledger import LedgerError
+
     ledger = open_ledger(db)
     out = console()
+    freeze_imports()
     try:
         stored = ledger.get_run(thread_id)
         if stored is None:

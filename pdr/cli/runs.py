@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,7 +16,9 @@ from pdr.cli.run import DbOption, open_ledger
 from pdr.cli.terminal import CommandError, console, shown
 from pdr.graphs.catalog import context_type
 from pdr.graphs.fields import field_default
-from pdr.store.rows import RunDetail
+
+if TYPE_CHECKING:
+    from pdr.store.rows import RunDetail
 
 SHOWN_PARAMETERS = ("schedule", "rounds", "kappa", "k", "max_tokens", "temperature", "seed")
 
@@ -74,10 +76,13 @@ def show_run(
     db: DbOption = None,
 ) -> None:
     """One run: parameters, each round's calls with their tokens, workspaces, the answer."""
+    from pdr.store.rollouts import rollout_of  # the store loads on use (import time)
+
     ledger = open_ledger(db)
     try:
         found = ledger.get_run(run_id)
         holder = ledger.lease_holder(found.thread_id) if found is not None else None
+        rollout = rollout_of(ledger, found.thread_id) if found is not None else None
     finally:
         ledger.close()
     if found is None:
@@ -88,6 +93,16 @@ def show_run(
     render_run(out, found)
     if holder is not None:
         out.print(text(f"Being executed now by {holder.describe()}"), soft_wrap=True)
+    if rollout is not None:
+        reward = "none (the run failed)" if rollout.reward is None else f"{rollout.reward:g}"
+        out.print(
+            text(
+                f"Training rollout of {rollout.training}: update {rollout.step}, mode "
+                f"{rollout.mode}, trained call {rollout.role} ({rollout.trained_tokens} tokens), "
+                f"reward {reward}"
+            ),
+            soft_wrap=True,
+        )
 
 
 def changed_prompts(found: RunDetail) -> dict[str, str]:

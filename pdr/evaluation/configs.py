@@ -19,10 +19,21 @@ from pdr.graphs.context import ContextError, context_fields
 
 METHODS: tuple[str, ...] = ("pdr", "sr", "long_cot")
 # Parameters a configuration may set; the rest of the context is shared by the whole experiment.
+# ``model`` lets one experiment hold two models side by side (before and after ``pdr train``).
 CONFIG_KEYS: dict[str, tuple[str, ...]] = {
-    "pdr": ("schedule", "max_tokens", "kappa", "k", "distill", "scorer", "temperature", "inject"),
-    "sr": ("rounds", "max_tokens", "kappa", "temperature"),
-    "long_cot": ("max_tokens", "temperature"),
+    "pdr": (
+        "schedule",
+        "max_tokens",
+        "kappa",
+        "k",
+        "distill",
+        "scorer",
+        "temperature",
+        "inject",
+        "model",
+    ),
+    "sr": ("rounds", "max_tokens", "kappa", "temperature", "model"),
+    "long_cot": ("max_tokens", "temperature", "model"),
 }
 
 
@@ -160,7 +171,7 @@ def check_config(config: Config, model: str = "scripted-check") -> None:
         )
     try:
         method_names(config.method, config.distill, config.scorer)
-        make_context(config.method, model=model, **config.context_values())
+        make_context(config.method, **{"model": model, **config.context_values()})
     except (ContextError, TypeError) as error:
         raise EvalError(f"{config.label}: {error}") from error
 

@@ -263,12 +263,17 @@ class Harness:
     def context_for(self, cell: Cell) -> RunContext:
         """The run context of a cell: shared values, the configuration's, model and seed.
 
-        A configuration that plants a candidate gets it for this problem's gold answer.
+        A configuration that plants a candidate gets it for this problem's gold answer; one that
+        names its own ``model`` runs that model instead of the spec's.
         """
-        values = {**shared_values(cell.config.method, self._shared), **cell.config.context_values()}
+        values = {
+            "model": self.spec.model,
+            **shared_values(cell.config.method, self._shared),
+            **cell.config.context_values(),
+        }
         if cell.config.inject is not None:
             values["injected_draft"] = planted_solution(cell.problem.answer, cell.config.inject)
-        return make_context(cell.config.method, model=self.spec.model, seed=cell.seed, **values)
+        return make_context(cell.config.method, seed=cell.seed, **values)
 
     async def run_claim(self, claim: Claim, cell: Cell) -> tuple[bool, bool] | None:
         """Run (or resume) a claimed cell, link it, mark it done; returns (correct, failed).

@@ -4,13 +4,15 @@ The command line, the runner and the evaluation harness name a graph ("pdr", "sr
 distill operator and a scorer as text; this module turns those names into a run context and an
 uncompiled builder, refusing what cannot run (or would run as something other than it says)
 before any model is called.
+
+The names and the context types are all the command line needs to build its options and help, so
+this module imports the graph builders, the nodes and the model backends only when a graph is
+built or checked: ``pdr --help`` does not load LangGraph or LangChain.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
-from langgraph.graph import StateGraph
+from typing import TYPE_CHECKING, Any, Literal
 
 from pdr.graphs.context import (
     MODEL_FIELDS,
@@ -21,17 +23,10 @@ from pdr.graphs.context import (
     SRContext,
     context_fields,
 )
-from pdr.caps import TEMPLATE_TOKENS_PER_MESSAGE
-from pdr.calls import estimate_prompt
-from pdr.graphs.long_cot import build_long_cot
-from pdr.graphs.pdr import build_pdr
-from pdr.graphs.sr import build_sr
-from pdr.models import get_backend
-from pdr.nodes.distill import DEFAULT_SCORER, OPERATOR_NAMES, SCORED_OPERATORS, distiller
-from pdr.nodes.draft import draft_messages
-from pdr.nodes.long_cot import long_cot_messages
-from pdr.nodes.scoring import SCORERS
 from pdr.redact import redact
+
+if TYPE_CHECKING:
+    from langgraph.graph import StateGraph
 
 GraphName = Literal["pdr", "sr", "long_cot"]
 CONTEXT_TYPES: dict[str, type[RunContext]] = {
@@ -40,8 +35,10 @@ CONTEXT_TYPES: dict[str, type[RunContext]] = {
     "long_cot": LongCoTContext,
 }
 GRAPHS: tuple[str, ...] = tuple(CONTEXT_TYPES)
-DISTILL_NAMES: tuple[str, ...] = OPERATOR_NAMES
-SCORER_NAMES: tuple[str, ...] = tuple(sorted(SCORERS))
+# pdr.nodes.distill.OPERATOR_NAMES and sorted(pdr.nodes.scoring.SCORERS), written out so that the
+# command line's help needs no import of the nodes (tests/test_benchmarks.py checks they agree).
+DISTILL_NAMES: tuple[str, ...] = ("random_k", "summary", "topk", "topk_per_sample")
+SCORER_NAMES: tuple[str, ...] = ("verify", "vote")
 
 
 def context_type(graph: str) -> type[RunContext]:
@@ -79,6 +76,8 @@ def method_names(
         ContextError: an operator or scorer for a graph without one, an unknown name, or a scorer
             for an operator that ranks no drafts.
     """
+    from pdr.nodes.distill import DEFAULT_SCORER, SCORED_OPERATORS, distiller
+
     if graph != "pdr":
         for name, value in (("distill", distill), ("scorer", scorer)):
             if value is not None:
@@ -97,6 +96,11 @@ def build_graph(
     Raises:
         ContextError: see ``method_names``.
     """
+    from pdr.graphs.long_cot import build_long_cot
+    from pdr.graphs.pdr import build_pdr
+    from pdr.graphs.sr import build_sr
+    from pdr.nodes.distill import distiller
+
     context_type(graph)
     chosen, chosen_scorer = method_names(graph, distill, scorer)
     if graph == "pdr":
@@ -113,6 +117,8 @@ def check_models(context: RunContext) -> None:
     Raises:
         ContextError: naming the field whose model spec cannot be used, with the backend's reason.
     """
+    from pdr.models import get_backend
+
     for name in MODEL_FIELDS:
         spec = getattr(context, name)
         if spec is None:
@@ -132,6 +138,12 @@ def check_fits(graph: str, context: RunContext, problem: str) -> None:
     Raises:
         ContextError: naming the problem's size, the output cap and the model's window.
     """
+    from pdr.calls import estimate_prompt
+    from pdr.caps import TEMPLATE_TOKENS_PER_MESSAGE
+    from pdr.models import get_backend
+    from pdr.nodes.draft import draft_messages
+    from pdr.nodes.long_cot import long_cot_messages
+
     spec = context.model_for("long_cot" if graph == "long_cot" else "draft")
     backend = get_backend(spec)
     window = getattr(backend, "context_window", None)

@@ -88,8 +88,11 @@ class RunContext:
         "cache and thread count).",
         default=0,
     )
-    max_concurrency: int = setting(
-        "At most this many model calls at once in this process.", default=16
+    max_concurrency: int | None = setting(
+        "At most this many model calls at once in this process, shared by every run that sets "
+        "the same cap (wider rounds run in waves); unset: no cap, so all the calls of a stage "
+        "(the drafts of a round, its verify calls) start together.",
+        default=None,
     )
     max_retries: int = setting("Retries of a call that failed for a transient reason.", default=2)
     timeout: float = setting(
@@ -124,7 +127,8 @@ class RunContext:
         check_range("distill_temperature", self.distill_temperature, 0.0, 2.0)
         check_positive_int("max_tokens", self.max_tokens)
         check_positive_int("verify_max_tokens", self.verify_max_tokens)
-        check_positive_int("max_concurrency", self.max_concurrency)
+        if self.max_concurrency is not None:
+            check_positive_int("max_concurrency", self.max_concurrency)
         if not isinstance(self.max_retries, int) or self.max_retries < 0:
             raise ContextError(f"max_retries: must be an integer >= 0, got {self.max_retries!r}")
         if (

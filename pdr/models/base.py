@@ -16,6 +16,22 @@ class Message(TypedDict):
 
 
 @dataclass(frozen=True)
+class SampledTokens:
+    """One sample as token ids, with the sampling policy's log-probability of each output token.
+
+    Attributes:
+        prompt_ids: the exact prompt the model read (chat template applied), as token ids.
+        completion_ids: the tokens it sampled, its end-of-turn token included when it stopped.
+        logprobs: log-probability of each completion token under the distribution it was sampled
+            from (the model's logits divided by the call's temperature; temperature 0: by 1).
+    """
+
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    logprobs: list[float]
+
+
+@dataclass(frozen=True)
 class Generation:
     """The texts one call returned and the usage its provider reported for the whole call.
 
@@ -32,6 +48,8 @@ class Generation:
             per-sample split was counted with the model's tokenizer (``split_output``).
         reasoning_texts: thinking text per sample, where the provider returns it.
         truncated: True when a sample stopped at the output cap (finish reason "length").
+        sampled: token ids and log-probabilities per sample, from backends that keep them
+            (a training policy); None elsewhere.
     """
 
     texts: list[str]
@@ -44,6 +62,7 @@ class Generation:
     reasoning_texts: list[str] | None = field(default=None)
     truncated: bool = False
     sample_output_estimated: bool = False
+    sampled: list[SampledTokens] | None = field(default=None)
 
 
 @dataclass(frozen=True)

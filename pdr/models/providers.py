@@ -6,11 +6,12 @@ samples from one call with the call's usage counted once, and turns provider err
 TransientBackendError (worth retrying) or BackendError (not). The clients' own retries are off
 (``max_retries=0``) so every attempt goes through ``call_model`` and lands in the ledger.
 
-An HTTP connection pool belongs to the event loop that first used it, so a backend keeps one chat
-model (and, for the OpenAI client, one ``httpx.AsyncClient``) per event loop: a second
+An HTTP connection pool belongs to the event loop that first used it, so a backend keeps its chat
+models (and, for the OpenAI client, their ``httpx.AsyncClient``) per event loop: a second
 ``asyncio.run``, or ``invoke`` after ``ainvoke``, gets its own instead of a pool bound to a closed
 loop. (langchain-openai caches its default client process-wide, so the client is passed
-explicitly.)
+explicitly.) The OpenAI backends keep a small ring of clients per loop (``CLIENTS_PER_LOOP``) and
+hand calls to them in turn; see ``ProviderBackend.clients_per_loop``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,14 @@ OPENAI_KEY = "OPENAI_API_KEY"
 GOOGLE_KEYS = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
 VLLM_KEY = "VLLM_API_KEY"
 
+# The OpenAI SDK's connection pool (httpcore) probes every idle connection of the pool, a few
+# system calls each, whenever it hands a request a connection or takes one back, so M calls at
+# once through one client cost about M * M probes: at M = 64 about 25 ms of CPU here and, under
+# `invoke`, a GIL hand-off to LangGraph's waiting executor threads at every probe, which spread
+# the start of a round's calls over 0.27 s. Round-robin over 8 clients (each pool then holds about
+# M / 8 connections) cut that spread to 0.15 s (benchmarks/, `python -m benchmarks`).
+CLIENTS_PER_LOOP = 8
+
 # OpenAI models that think before answering: they take reasoning_effort and reject temperature.
 _OPENAI_REASONING = re.compile(r"^(o\d|gpt-5(?!-chat))")
 
@@ -77,27 +86,35 @@ class ProviderBackend(LangChainBackend):
     One sample goes through ``ainvoke``; several through ``agenerate``, which keeps every choice
     (``ainvoke`` keeps only the first). Either way the parent run's callbacks are passed on, so
     tracing and LangGraph's message streaming see the call. ``build`` makes the chat model; it is
-    called once at construction (so a missing key or package fails before any call) and once per
-    event loop that makes calls.
+    called once at construction (so a missing key or package fails before any call) and then per
+    event loop that makes calls, up to ``clients_per_loop`` times on each (calls take the loop's
+    models in turn; each is built the first time its turn comes).
     """
 
     supports_n = True
+    clients_per_loop = 1
 
     def __init__(self, spec: str, build: Callable[[], BaseChatModel]) -> None:
         """Build the first chat model now; more are built per event loop as calls come."""
         super().__init__(spec, build())
         self._build = build
-        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BaseChatModel] = (
+        self._per_loop: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, list[BaseChatModel]
+        ] = weakref.WeakKeyDictionary()
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = (
             weakref.WeakKeyDictionary()
         )
 
     def loop_model(self) -> BaseChatModel:
-        """The chat model of the running event loop (built on the loop's first call)."""
+        """The next chat model of the running event loop's ring (built when first needed)."""
         loop = asyncio.get_running_loop()
-        model = self._per_loop.get(loop)
-        if model is None:
-            model = self._per_loop[loop] = self._build()
-        return model
+        models = self._per_loop.setdefault(loop, [])
+        turn = self._turns.get(loop, 0)
+        self._turns[loop] = turn + 1
+        if len(models) < self.clients_per_loop:
+            models.append(self._build())
+            return models[-1]
+        return models[turn % len(models)]
 
     async def generate(self, messages: list[Message], options: SamplingOptions) -> Generation:
         """One call for ``options.n`` samples; usage is the call's own, counted once."""
@@ -135,6 +152,8 @@ class ProviderBackend(LangChainBackend):
 
 class OpenAIBackend(ProviderBackend):
     """OpenAI chat models; reasoning models get ``reasoning_effort`` and no temperature."""
+
+    clients_per_loop = CLIENTS_PER_LOOP
 
     def __init__(self, spec: str, model_name: str, **model_kwargs: Any) -> None:
         """Build the OpenAI chat model; BackendError first if no key is set."""
@@ -263,6 +282,8 @@ class OpenAICompatibleBackend(ProviderBackend):
     llama-cpp-python's server ignores ``max_completion_tokens`` and would otherwise generate to
     the end of its context. Streamed calls ask for usage (``stream_options.include_usage``).
     """
+
+    clients_per_loop = CLIENTS_PER_LOOP
 
     def __init__(self, spec: str, model_name: str, base_url: str, **model_kwargs: Any) -> None:
         """Point the OpenAI client at ``base_url``; the key is ``$VLLM_API_KEY`` if set."""

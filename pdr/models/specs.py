@@ -12,6 +12,8 @@ Accepted forms (``context.model`` and the per-role models are one such string):
   ``vllm:MODEL@http://host1:8000/v1,http://host2:8000/v1``: replicas of one model, each call on
   the least busy one, failing over to another (``pdr.models.replicas``).
 - ``vllm-engine:MODEL``: an in-process ``vllm.LLM`` on this machine's GPU (the ``vllm`` extra).
+- ``transformers:SOURCE``: a Hugging Face transformers model in this process (the ``train`` extra):
+  a ``save_pretrained`` folder (what ``pdr train`` writes), a ``.gguf`` file, or ``embedded:fast``.
 - any other ``provider:model`` that LangChain's ``init_chat_model`` knows (e.g. ``anthropic:...``
   with its integration package installed), one sample per call.
 """
@@ -32,7 +34,9 @@ ACCEPTED_FORMS = (
     "'openai:o3-mini'), 'google_genai:MODEL' (e.g. 'google_genai:gemini-2.5-flash'), "
     "'vllm:MODEL@http://host:port/v1' (OpenAI-compatible server; replicas: "
     "'vllm:MODEL@http://h1:8000/v1,http://h2:8000/v1'), 'vllm-engine:MODEL' "
-    "(in-process vLLM on a GPU), or another 'provider:model' known to init_chat_model"
+    "(in-process vLLM on a GPU), 'transformers:FOLDER_OR_GGUF' (transformers in this process, "
+    "e.g. a folder pdr train wrote, or 'transformers:embedded:fast'), or another "
+    "'provider:model' known to init_chat_model"
 )
 
 _SERVER = re.compile(r"^(?P<model>[^@]+)@(?P<url>https?://.+)$", re.DOTALL)
@@ -87,6 +91,10 @@ def backend_from_spec(spec: str) -> ChatBackend:
         from pdr.models.providers import OpenAICompatibleBackend
 
         return OpenAICompatibleBackend(spec, found["model"], urls[0])
+    if provider == "transformers":
+        from pdr.models.transformers_backend import TransformersBackend
+
+        return TransformersBackend(spec, rest)
     if provider == "vllm-engine":
         from pdr.models.vllm_engine import VLLMEngineBackend
 

@@ -9,6 +9,11 @@ vLLM prefills once and shares through its prefix cache (on here).
 Usage comes from the engine's own token ids: the prompt once per request
 (``len(prompt_token_ids)``), each sample's output (``len(token_ids)``, kept per sample) and the
 prompt tokens served from the prefix cache (``num_cached_tokens``).
+
+With ``keep_tokens=True`` each sample also returns its token ids and the log-probability vLLM
+reports for every sampled token (``SamplingParams(logprobs=0)``), as ``Generation.sampled``; with
+``llm=`` the backend drives an engine someone else made, such as the colocated engine of TRL's
+GRPOTrainer whose weights the trainer keeps in sync (``pdr train --vllm``).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from pdr.models.base import BackendError, Generation, Message, SamplingOptions
+from pdr.models.base import BackendError, Generation, Message, SampledTokens, SamplingOptions
 
 
 @dataclass
@@ -70,13 +75,20 @@ class VLLMEngineBackend:
         *,
         engine_kwargs: dict[str, Any] | None = None,
         batch_wait_s: float = 0.005,
+        llm: Any = None,
+        keep_tokens: bool = False,
     ) -> None:
-        """Describe the engine; nothing is imported or loaded until the first call."""
+        """Describe the engine; nothing is imported or loaded until the first call.
+
+        ``llm`` is an engine already made (then nothing is loaded); ``keep_tokens`` returns each
+        sample's token ids and log-probabilities.
+        """
         self.spec = spec
         self.model_name = model_name
         self.engine_kwargs = engine_arguments() if engine_kwargs is None else engine_kwargs
         self.batch_wait_s = batch_wait_s
-        self._llm: Any = None
+        self.keep_tokens = keep_tokens
+        self._llm: Any = llm
         self._sampling_params: Any = None
         self._load_lock = threading.Lock()
         self._worker_lock = threading.Lock()  # not the load lock: a load takes minutes
@@ -98,7 +110,7 @@ class VLLMEngineBackend:
     def _engine(self) -> Any:
         """The ``vllm.LLM``, created once (the import and the load take a while)."""
         with self._load_lock:
-            if self._llm is None:
+            if self._llm is None or self._sampling_params is None:
                 try:
                     import vllm
                 except ImportError as error:
@@ -108,7 +120,8 @@ class VLLMEngineBackend:
                         f"'vllm:MODEL@http://host:port/v1' ({error})"
                     ) from error
                 self._sampling_params = vllm.SamplingParams
-                self._llm = vllm.LLM(model=self.model_name, **self.engine_kwargs)
+                if self._llm is None:
+                    self._llm = vllm.LLM(model=self.model_name, **self.engine_kwargs)
             return self._llm
 
     def _start_worker(self) -> None:
@@ -154,21 +167,36 @@ class VLLMEngineBackend:
                 request.future.set_exception(failure)
             return
         for request, output in zip(batch, outputs, strict=True):
-            request.future.set_result(generation_from_output(output))
+            try:
+                request.future.set_result(generation_from_output(output, self.keep_tokens))
+            except BackendError as error:
+                request.future.set_exception(error)
 
     def _params(self, options: SamplingOptions) -> Any:
+        extra = {"logprobs": 0} if self.keep_tokens else {}  # 0: the sampled token's only
         return self._sampling_params(
             n=options.n,
             temperature=options.temperature,
             max_tokens=options.max_tokens,
             seed=options.seed,
+            **extra,
         )
 
 
-def generation_from_output(output: Any) -> Generation:
-    """Exact usage of one ``RequestOutput``: prompt once, every sample's output, cache hits."""
+def generation_from_output(output: Any, keep_tokens: bool = False) -> Generation:
+    """Exact usage of one ``RequestOutput``: prompt once, every sample's output, cache hits.
+
+    With ``keep_tokens``, every sample's token ids and sampled tokens' log-probabilities too.
+    """
     samples = sorted(output.outputs, key=lambda completion: completion.index)
     per_sample = [len(completion.token_ids) for completion in samples]
+    sampled = None
+    if keep_tokens:
+        prompt = [int(token) for token in output.prompt_token_ids or []]
+        sampled = [
+            SampledTokens(prompt, [int(t) for t in c.token_ids], sampled_logprobs(c))
+            for c in samples
+        ]
     return Generation(
         texts=[completion.text for completion in samples],
         input_tokens=len(output.prompt_token_ids or []),
@@ -176,7 +204,22 @@ def generation_from_output(output: Any) -> Generation:
         cached_tokens=int(getattr(output, "num_cached_tokens", 0) or 0),
         sample_output_tokens=per_sample,
         truncated=any(getattr(c, "finish_reason", None) == "length" for c in samples),
+        sampled=sampled,
     )
+
+
+def sampled_logprobs(completion: Any) -> list[float]:
+    """The log-probability vLLM reported for each token a sample drew.
+
+    Raises:
+        BackendError: the engine returned no log-probabilities (``logprobs`` was not asked for).
+    """
+    if completion.logprobs is None:
+        raise BackendError("vLLM returned no log-probabilities; set SamplingParams(logprobs=0)")
+    return [
+        float(position[token].logprob)
+        for position, token in zip(completion.logprobs, completion.token_ids, strict=True)
+    ]
 
 
 def _wrap(spec: str, error: Exception) -> BackendError:

@@ -268,7 +268,13 @@ def distill_step(operator: Distiller) -> Distiller:
         )
         sizes = context.round_sizes()
         if next_round < len(sizes):
-            emit(ROUND_STARTED, round=next_round, drafts=sizes[next_round - 1], rounds=len(sizes))
+            emit(
+                ROUND_STARTED,
+                round=next_round,
+                drafts=sizes[next_round - 1],
+                rounds=len(sizes),
+                max_concurrency=context.max_concurrency,
+            )
         return {
             **joined,
             "workspaces": workspaces,

@@ -19,7 +19,13 @@ async def start(state: State, runtime: Runtime[RunContext]) -> dict[str, Any]:
     if not isinstance(problem, str) or not problem.strip():
         raise ValueError("problem: the input needs a non-empty 'problem' string")
     sizes = context.round_sizes()
-    emit(ROUND_STARTED, round=1, drafts=sizes[0], rounds=len(sizes))
+    emit(
+        ROUND_STARTED,
+        round=1,
+        drafts=sizes[0],
+        rounds=len(sizes),
+        max_concurrency=context.max_concurrency,
+    )
     return {
         "round": 1,
         "drafts": None,

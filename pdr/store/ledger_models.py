@@ -232,3 +232,25 @@ class QueuedCell(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     claims: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Rollout(Base):
+    """One training rollout (``pdr train``): the run that made it, its mode, what was trained.
+
+    ``mode`` is "long" (a long chain-of-thought rollout) or "operator" (one PDR round); ``role`` is
+    the call whose tokens were trained (long_cot, or refine); ``reward`` is the grader's verdict
+    (1 or 0; None when the run failed and nothing was trained); ``trained_tokens`` counts the
+    completion tokens that entered the objective.
+    """
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"), index=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), unique=True)
+    step: Mapped[int]
+    mode: Mapped[str] = mapped_column(String(20))
+    role: Mapped[str] = mapped_column(String(10))
+    reward: Mapped[float | None] = mapped_column(Float)
+    trained_tokens: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -28,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pdr.store.ledger_models import Base
 
-HEAD: Final = "v4"
+HEAD: Final = "v5"
 """The newest revision (``tests/test_schema.py`` checks it is the head of ``migrations/``)."""
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The columns every pdr ledger has had since the first release: a table of one of these names
