@@ -20,7 +20,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from pdr.redact import redact
 from pdr.store.ledger_models import Base
 
-
 SCHEMA_ATTEMPTS = 5
 
 
