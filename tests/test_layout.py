@@ -137,3 +137,22 @@ def test_no_module_is_too_big_to_read_in_one_sitting() -> None:
         for path in PACKAGE.rglob("*.py")
     }
     assert {path: lines for path, lines in sizes.items() if lines > MAX_MODULE_LINES} == {}
+
+
+def test_ruff_checks_every_module_of_the_package_once() -> None:
+    """The root links (graphs/, nodes/, ...) are excluded, never the folders they point to."""
+    listed = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--show-files", "."],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    checked = Counter(
+        Path(line).resolve().relative_to(ROOT).as_posix()
+        for line in listed
+        if line.endswith(".py") and Path(line).resolve().is_relative_to(ROOT / "pdr")
+    )
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "pdr").rglob("*.py")}
+    assert set(checked) == modules
+    assert set(checked.values()) == {1}

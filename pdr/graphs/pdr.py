@@ -8,8 +8,7 @@ from langgraph.graph import END, START, StateGraph
 
 from pdr.aio import SYNC_FAN_OUT, node
 from pdr.graphs.context import PDRContext, RefineContext
-from pdr.graphs.state import DraftTask, InputState, OutputState, State
-from pdr.graphs.state import VerifyTask
+from pdr.graphs.state import DraftTask, InputState, OutputState, State, VerifyTask
 from pdr.nodes.distill import Distiller, distill_step, summary, verifies
 from pdr.nodes.draft import draft
 from pdr.nodes.draft_batch import DraftBatchTask, draft_batch

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NotRequired, TypeVar
 
 # typing_extensions' TypedDict: pydantic (LangGraph Studio's schemas) rejects typing's on 3.11.
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 from pdr.budget import CallRecord
 from pdr.caps import Allowance

@@ -22,8 +22,8 @@ from pdr.graphs.context import ContextError, PDRContext, RefineContext
 from pdr.graphs.state import Draft, State
 from pdr.models import Message, get_backend
 from pdr.nodes.halts import failed, stopped
-from pdr.nodes.routing import allowance
 from pdr.nodes.rounds import hold_round, round_drafts
+from pdr.nodes.routing import allowance
 from pdr.nodes.scoring import SCORERS, Scorer, verify, vote
 from pdr.nodes.workspace import bound_text, bound_workspace, count_tokens, excerpt
 from pdr.prompts import distill as prompts

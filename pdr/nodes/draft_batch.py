@@ -16,18 +16,18 @@ Use it with ``build_pdr(batch_drafts=True)``; the node keeps the name "draft".
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, NotRequired
 
 from langgraph.runtime import Runtime, get_runtime
 from langgraph.types import Send
 
 # typing_extensions' TypedDict: pydantic (LangGraph Studio's schemas) rejects typing's on 3.11.
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 from pdr.answers import extract_answer
 from pdr.budget import CallRecord
-from pdr.caps import Allowance, less, split
 from pdr.calls import BudgetExhaustedError, CallFailedError, CallResult, call_model
+from pdr.caps import Allowance, less, split
 from pdr.events import DRAFT_FINISHED, emit
 from pdr.graphs.context import RefineContext
 from pdr.graphs.state import Draft, State

@@ -18,8 +18,8 @@ from typing import Any
 from langgraph.types import interrupt
 
 from pdr.budget import Role
-from pdr.caps import Allowance, BudgetExhaustedError, majority
 from pdr.calls import CallFailedError, CallResult, call_model
+from pdr.caps import Allowance, BudgetExhaustedError, majority
 from pdr.graphs.context import RunContext
 from pdr.graphs.state import Failure, State
 from pdr.models import Message
@@ -96,7 +96,9 @@ def own_failures(state: State, node: str) -> list[Failure]:
 
 
 def best_answer(state: State) -> str | None:
-    """The best answer so far: the majority of the newest drafts (this round's, else those behind
-    the last workspace), or None."""
+    """The best answer so far, or None.
+
+    It is the majority of the newest drafts: this round's, else those behind the last workspace.
+    """
     current = [d["answer"] for d in state.get("drafts") or []]
     return majority(current if current else state.get("round_answers") or [])

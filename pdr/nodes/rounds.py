@@ -1,5 +1,6 @@
-"""What joins a round's parallel stages: the edge after ``start``/``distill``, and the checks
-``distill`` makes before it distils.
+"""What joins a round's parallel stages.
+
+The edge after ``start``/``distill``, and the checks ``distill`` makes before it distils.
 
 The round of PDR is: drafts (one ``draft`` branch each) -> ``distill`` -> [verification (one
 ``verify`` branch per draft) -> ``distill``] -> next round or ``refine``. ``distill`` is the one
@@ -83,8 +84,7 @@ def hold_round(state: State, context: RefineContext, verifies: bool) -> tuple[di
         if branches:
             share = allowance(context, state.get("calls") or [], len(branches))
             update["resend"] = [
-                Failure(**{**f, "task": {**f["task"], "allowance": share}})
-                for f in branches
+                Failure(**{**f, "task": {**f["task"], "allowance": share}}) for f in branches
             ]
             return update, True
     if state.get("stopped") or (verifies and unscored(state)):

@@ -40,7 +40,10 @@ def cut_to_tokens(text: str, limit: int, count: Callable[[str], int], label: str
 
 
 def bound_text(text: str, limit: int, context: RunContext, label: str = "") -> str:
-    """``label + text`` cut to ``limit`` tokens of the refine model's tokenizer (``cut_to_tokens``)."""
+    """``label + text`` cut to ``limit`` tokens of the refine model's tokenizer.
+
+    The cut itself is ``cut_to_tokens``.
+    """
     backend = get_backend(context.model_for("refine"))
     return cut_to_tokens(text, limit, backend.count_tokens, label)
 

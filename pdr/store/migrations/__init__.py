@@ -1,4 +1,6 @@
-"""The ledger's schema history as Alembic revisions (``versions/``), applied by ``pdr.store.schema``.
+"""The ledger's schema history as Alembic revisions (``versions/``).
+
+``pdr.store.schema`` applies them.
 
 A new change to the ledger's tables is a new revision file in ``versions/`` whose
 ``down_revision`` is the current head, and the models in ``pdr.store.ledger_models`` changed to
