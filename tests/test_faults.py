@@ -342,3 +342,34 @@ def test_a_password_in_the_database_url_is_never_stored_or_shown(
         for (name,) in names:
             rows = connection.execute(f'SELECT t::text FROM "{name}" t').fetchall()
             assert not any("db-s3cret" in row[0] for row in rows), name
+
+
+def test_a_password_in_the_model_url_of_an_experiment_is_never_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pdr eval` stores its experiment's configuration redacted; the same command resumes it and a
+    joining worker takes the full spec from PDR_MODEL (refused, naming it, without)."""
+    monkeypatch.delenv("PDR_MODEL", raising=False)
+    ledger, checkpoints = tmp_path / "ledger.sqlite", tmp_path / "checkpoints.sqlite"
+    where = ["--db", str(ledger), "--checkpoints", str(checkpoints), "--no-progress"]
+    with FakeOpenAIServer() as server:
+        secret = server.spec().replace("http://", "http://user:s3cret-pw@")
+        args = ["eval", "--dataset", "synthetic:level=1,n=2,seed=0", "--method", "long_cot"]
+        args += ["--config", "long_cot:max_tokens=32", "--model", secret, "--name", "x", *where]
+        first = CliRunner().invoke(app, args)
+        again = CliRunner().invoke(app, args)
+        join = ["eval", "--join", "x", "--db", str(ledger), "--checkpoints", str(checkpoints)]
+        refused = CliRunner().invoke(app, join)
+        monkeypatch.setenv("PDR_MODEL", secret)
+        joined = CliRunner().invoke(app, join)
+        requests = len(server.requests)
+    for result in (first, again, joined):
+        assert result.exit_code == 0, result.output
+    assert requests == 2  # the second command and the join found both runs done
+    assert refused.exit_code == 2
+    assert "set PDR_MODEL to the full model spec (with the password)" in refused.output
+    for result in (first, again, refused, joined):
+        assert "s3cret-pw" not in result.output
+    for written in tmp_path.iterdir():
+        if written.is_file():
+            assert b"s3cret-pw" not in written.read_bytes(), written.name

@@ -39,6 +39,7 @@ from pdr.evaluation.inject import INJECT_MODES, with_injections
 from pdr.evaluation.problems import DatasetError
 from pdr.graphs.catalog import check_models, make_context
 from pdr.graphs.context import ContextError, RunContext
+from pdr.redact import redact
 from pdr.signals import SIGNAL_NAMES, RunInterruptedError, until_signal
 
 if TYPE_CHECKING:  # imported where a command runs, so `pdr --help` loads none of them
@@ -303,7 +304,7 @@ def eval_command(
         )
         console.print(
             f"experiment [bold]{harness.name}[/bold] (id {harness.experiment_id}): "
-            f"{len(data)} problems of {data.name}, model {model_spec}, ledger {ledger.url}",
+            f"{len(data)} problems of {data.name}, model {redact(model_spec)}, ledger {ledger.url}",
             highlight=False,
         )
         freeze_imports()

@@ -16,6 +16,7 @@ from typing import Any
 from pdr.evaluation.problems import Dataset, Problem
 from pdr.graphs.catalog import context_type, make_context, method_names
 from pdr.graphs.context import ContextError, context_fields
+from pdr.redact import redact
 
 METHODS: tuple[str, ...] = ("pdr", "sr", "long_cot")
 # Parameters a configuration may set; the rest of the context is shared by the whole experiment.
@@ -212,20 +213,26 @@ class EvalSpec:
         return f"{problem.problem}\n\n{self.instruction}" if self.instruction else problem.problem
 
     def as_config(self) -> dict[str, Any]:
-        """The JSON stored with the experiment; equal specs give equal configs."""
-        return {
-            "dataset": self.dataset.name,
-            "fingerprint": self.dataset.fingerprint,
-            "items": len(self.dataset),
-            "model": self.model,
-            "ladders": [config.as_dict() for config in self.ladders],
-            "budgets": list(self.budgets),
-            "seeds": list(self.seeds),
-            "calibrate": self.calibrate if self.budgets else 0,
-            "calibration_items": [p.id for p in self.calibration_items()],
-            "context": dict(sorted(self.context.items())),
-            "instruction": self.instruction,
-        }
+        """The JSON stored with the experiment; equal specs give equal configs.
+
+        URL passwords (in the model spec, say) are replaced by ``***``: the ledger never holds one.
+        """
+        stored: dict[str, Any] = redacted(
+            {
+                "dataset": self.dataset.name,
+                "fingerprint": self.dataset.fingerprint,
+                "items": len(self.dataset),
+                "model": self.model,
+                "ladders": [config.as_dict() for config in self.ladders],
+                "budgets": list(self.budgets),
+                "seeds": list(self.seeds),
+                "calibrate": self.calibrate if self.budgets else 0,
+                "calibration_items": [p.id for p in self.calibration_items()],
+                "context": dict(sorted(self.context.items())),
+                "instruction": self.instruction,
+            }
+        )
+        return stored
 
     def calibration_items(self) -> list[Problem]:
         """The items every ladder configuration is measured on (none without budgets)."""
@@ -235,3 +242,14 @@ class EvalSpec:
         """``eval-<hash of the config>``: the same command finds and resumes the same experiment."""
         digest = hashlib.sha256(json.dumps(self.as_config(), sort_keys=True).encode())
         return f"eval-{digest.hexdigest()[:12]}"
+
+
+def redacted(value: Any) -> Any:
+    """``value`` (JSON-like) with every string's URL passwords replaced by ``***``."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redacted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redacted(item) for item in value]
+    return value

@@ -8,6 +8,7 @@ of each phase, the cells each worker holds, and the accuracy of the runs finishe
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def joined_harness(
     budgets = [int(b) for b in config.get("budgets", [])]
     spec = EvalSpec(
         dataset=dataset,
-        model=str(config["model"]),
+        model=_model(str(config["model"]), settings.name),
         ladders=[Config(c["method"], dict(c["params"])) for c in config["ladders"]],
         budgets=budgets,
         seeds=[int(s) for s in config.get("seeds", [0])],
@@ -83,6 +84,19 @@ def joined_harness(
         on_progress=on_progress,
         joining=True,
     )
+
+
+def _model(stored: str, experiment: str) -> str:
+    """The experiment's model spec, with its password from PDR_MODEL when the ledger lacks it."""
+    if not is_redacted(stored):
+        return stored
+    given = os.environ.get("PDR_MODEL")
+    if given is None or redact(given) != stored:
+        raise EvalError(
+            f"experiment {experiment!r} uses the model {stored}, whose password pdr does not "
+            f"store; set PDR_MODEL to the full model spec (with the password) to join it"
+        )
+    return given
 
 
 def _checkpoints(ledger: Ledger, stored: str | None) -> str | None:
