@@ -318,22 +318,8 @@ def _cancelled(
     note: str,
 ) -> CallRecord:
     """An attempt whose reply never came: its prompt counted (estimated), no output."""
-    return CallRecord(
-        role=role,
-        round=round_,
-        index=index,
-        attempt=attempt,
-        model=model,
-        input_tokens=prompt,
-        output_tokens=0,
-        reasoning_tokens=0,
-        cached_tokens=0,
-        samples=0,
-        sample_output_tokens=None,
-        latency_s=round(elapsed, 4),
-        estimated=True,
-        error=note,
-        reached_model=True,
+    return _unanswered(
+        model, role, round_, index, attempt, prompt, 0, elapsed, True, note, reached=True
     )
 
 
@@ -363,21 +349,52 @@ def _failed(
             input_tokens = int(reported_input)
         else:
             input_tokens, estimated = prompt, True
+    elapsed = time.perf_counter() - started
+    note = f"{type(error).__name__}: {error}"
+    return _unanswered(
+        spec,
+        role,
+        round_,
+        index,
+        attempt,
+        input_tokens,
+        output_tokens,
+        elapsed,
+        estimated,
+        note,
+        reached=reached,
+    )
+
+
+def _unanswered(
+    model: str,
+    role: Role,
+    round_: int,
+    index: int,
+    attempt: int,
+    input_tokens: int,
+    output_tokens: int,
+    elapsed: float,
+    estimated: bool,
+    error: str,
+    *,
+    reached: bool,
+) -> CallRecord:
+    """The record of an attempt that wrote nothing: no samples, no text, its error."""
     return CallRecord(
         role=role,
         round=round_,
         index=index,
         attempt=attempt,
-        model=spec,
+        model=model,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         reasoning_tokens=0,
         cached_tokens=0,
         samples=0,
         sample_output_tokens=None,
-        latency_s=round(time.perf_counter() - started, 4),
+        latency_s=round(elapsed, 4),
         estimated=estimated,
-        error=f"{type(error).__name__}: {error}",
+        error=error,
         reached_model=reached,
-        texts=None,
     )
