@@ -10,6 +10,7 @@ replaces the password with ``***``.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 MASK = "***"
 
@@ -25,3 +26,27 @@ def redact(text: str) -> str:
 def is_redacted(text: str) -> bool:
     """True when ``text`` holds a URL whose password was replaced by ``redact``."""
     return f":{MASK}@" in text
+
+
+def redacted(value: Any) -> Any:
+    """``value`` (text, or JSON-like lists and dicts of it) with every URL password replaced."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redacted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redacted(item) for item in value]
+    return value
+
+
+def restored(stored: str, supplied: str | None) -> str | None:
+    """The full value of a stored one, or None when it cannot be had.
+
+    That is ``stored`` itself when no password was taken out of it, else ``supplied`` when that
+    is the same value with its password.
+    """
+    if not is_redacted(stored):
+        return stored
+    if supplied and redact(supplied) == stored:
+        return supplied
+    return None

@@ -34,6 +34,7 @@ from pdr.graphs.catalog import build_graph, check_fits, check_models, context_ty
 from pdr.graphs.context import ContextError, RunContext
 from pdr.outcome import RunOutcome
 from pdr.recorder import LeaseLostError, Recorder
+from pdr.redact import redacted
 from pdr.settings import checkpoints_location
 from pdr.signals import until_signal
 from pdr.store.checkpoints import (
@@ -46,7 +47,7 @@ from pdr.store.checkpoints import (
     stored_form,
 )
 from pdr.store.ledger import FINISHED, Ledger, LedgerError, Status
-from pdr.stored_context import redacted, stored_context
+from pdr.stored_context import stored_context
 
 STREAM_MODES: list[StreamMode] = ["custom"]
 INTERRUPTED_NOTE = "cancelled: the run was interrupted during the call (prompt tokens estimated)"

@@ -14,13 +14,8 @@ from typing import Any
 from pdr.graphs.catalog import context_type
 from pdr.graphs.context import ContextError, RunContext, context_fields
 from pdr.graphs.fields import env_name
-from pdr.redact import is_redacted, redact
+from pdr.redact import restored
 from pdr.store.rows import RunDetail
-
-
-def redacted(values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` with the password of every URL in a text value replaced by ``***``."""
-    return {name: redact(v) if isinstance(v, str) else v for name, v in values.items()}
 
 
 def stored_context(run: RunDetail) -> RunContext:
@@ -35,14 +30,14 @@ def stored_context(run: RunDetail) -> RunContext:
     for name, value in run.context.items():
         if name not in accepted:
             continue
-        if isinstance(value, str) and is_redacted(value):
+        if isinstance(value, str):
             variable = env_name(name)
-            supplied = os.environ.get(variable)
-            if not supplied or redact(supplied) != value:
+            full = restored(value, os.environ.get(variable))
+            if full is None:
                 raise ContextError(
                     f"{name}: the run used {value!r}, whose password pdr does not store; set "
                     f"{variable} to the full value (with the password) to resume it"
                 )
-            value = supplied
+            value = full
         values[name] = value
     return kind(**values)

@@ -16,7 +16,7 @@ from typing import Any
 from pdr.evaluation.problems import Dataset, Problem
 from pdr.graphs.catalog import context_type, make_context, method_names
 from pdr.graphs.context import ContextError, context_fields
-from pdr.redact import redact
+from pdr.redact import redacted
 
 METHODS: tuple[str, ...] = ("pdr", "sr", "long_cot")
 # Parameters a configuration may set; the rest of the context is shared by the whole experiment.
@@ -242,14 +242,3 @@ class EvalSpec:
         """``eval-<hash of the config>``: the same command finds and resumes the same experiment."""
         digest = hashlib.sha256(json.dumps(self.as_config(), sort_keys=True).encode())
         return f"eval-{digest.hexdigest()[:12]}"
-
-
-def redacted(value: Any) -> Any:
-    """``value`` (JSON-like) with every string's URL passwords replaced by ``***``."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {key: redacted(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [redacted(item) for item in value]
-    return value

@@ -17,7 +17,7 @@ from pdr.evaluation.configs import Config, EvalError, EvalSpec
 from pdr.evaluation.harness import Harness
 from pdr.evaluation.problems import Dataset, Problem
 from pdr.evaluation.report import experiment_id_of
-from pdr.redact import is_redacted, redact
+from pdr.redact import is_redacted, redact, restored
 from pdr.store.cells import WorkerLoad
 from pdr.store.ledger import ENDED, Ledger
 from pdr.store.queue import WorkQueue
@@ -88,15 +88,13 @@ def joined_harness(
 
 def _model(stored: str, experiment: str) -> str:
     """The experiment's model spec, with its password from PDR_MODEL when the ledger lacks it."""
-    if not is_redacted(stored):
-        return stored
-    given = os.environ.get("PDR_MODEL")
-    if given is None or redact(given) != stored:
+    full = restored(stored, os.environ.get("PDR_MODEL"))
+    if full is None:
         raise EvalError(
             f"experiment {experiment!r} uses the model {stored}, whose password pdr does not "
             f"store; set PDR_MODEL to the full model spec (with the password) to join it"
         )
-    return given
+    return full
 
 
 def _checkpoints(ledger: Ledger, stored: str | None) -> str | None:
