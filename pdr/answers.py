@@ -19,7 +19,8 @@ import re
 from typing import NamedTuple
 
 _ANSWER_LABEL = re.compile(r"(?:final answer|answer)\s*(?:is)?\s*[:=]", re.IGNORECASE)
-_GSM8K = re.compile(r"^\s*####\s*(.*?)\s*$")
+# GSM8K's final line is ``#### <number>``; a Markdown heading (``#### Step 1: ...``) is not one.
+_GSM8K = re.compile(r"^\s*####\s*([-+]?\$?\s*\d[\d,]*(?:\.\d+)?(?:/\d+)?)\s*\.?\s*$")
 # Markdown emphasis around labels and values ("**Final Answer:** 391") is not part of the answer.
 _EMPHASIS = re.compile(r"\*\*|__|(?<!\w)\*(?!\s)|(?<!\s)\*(?!\w)")
 # A line that starts another piece of work: any of these words with a number ("Draft 2:"), or a

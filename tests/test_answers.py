@@ -71,10 +71,18 @@ def test_normalize_answer(raw: str | None, key: str | None) -> None:
         # GSM8K's form.
         ("48 / 2 = 24\n24 - 6 = 18\n#### 18", "18"),
         ("#### 18\nAnswer: 19", "19"),
+        ("She pays $1,250.\n#### $1,250", "$1,250"),
+        # A Markdown heading is not GSM8K's form (the 1.5B model's draft under `pdr run`).
+        ("Answer: 391\n\n#### Step-by-Step Solution:\n\n1. 17 * 20 = 340", "391"),
+        ("#### 2. Multiply\n17 * 23 = 391\nAnswer: 391", "391"),
     ],
 )
 def test_the_last_answer_the_solution_commits_to_wins(text: str, answer: str) -> None:
     assert extract_answer(text) == answer
+
+
+def test_a_markdown_heading_is_no_answer() -> None:
+    assert extract_answer("### Improved Solution\n#### Step-by-Step Solution:\n\n1. Start") is None
 
 
 def test_a_restated_problem_is_not_read() -> None:
